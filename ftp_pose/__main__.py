@@ -1,0 +1,3 @@
+from ftp_pose.cli import main
+
+raise SystemExit(main())

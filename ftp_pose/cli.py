@@ -1,0 +1,44 @@
+"""Command line: ``python -m ftp_pose <command> ...``.
+
+Each command lives in the module that does the work; that module defines
+``add_cli_arguments(parser)`` and ``run_cli(args) -> int``. This table is the only
+place that lists them (imports are lazy, so ``--help`` stays fast).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+#: command name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "synth": ("ftp_pose.data.synthetic", "render a synthetic PoseTrack-format video set"),
+    "show": ("ftp_pose.viz.show", "draw 3-frame samples with heatmaps and skeletons into figures/"),
+    "train": ("ftp_pose.engine.train", "train a model (config file + overrides), resumable"),
+    "evaluate": ("ftp_pose.engine.evaluate", "run a checkpoint on a set, or score prediction jsons"),
+    "bench": ("ftp_pose.bench", "params, GFLOPs, latency and FPS of the variants side by side"),
+    "demo": ("ftp_pose.engine.demo", "run a checkpoint on a video and write an annotated video"),
+}
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m ftp_pose", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if only is None or only == name:
+            mod = importlib.import_module(module)
+            mod.add_cli_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = argv[0] if argv and argv[0] in COMMANDS else None
+    parser = build_parser(only=command if command else "__none__")
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 1
+    mod = importlib.import_module(COMMANDS[args.command][0])
+    return int(mod.run_cli(args) or 0)
