@@ -1,0 +1,9 @@
+"""Root pytest settings, loaded for both the unit tests and the nbval notebook runs.
+
+Notebook kernels started by nbval inherit this process's environment, so quick CPU mode is
+switched on here, before any kernel starts. Export FTP_POSE_QUICK=0 to test full mode.
+"""
+import os
+
+os.environ.setdefault("FTP_POSE_QUICK", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")

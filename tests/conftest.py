@@ -1,0 +1,23 @@
+"""Shared test fixtures (quick mode and the Agg backend are set in the root conftest.py)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ftp_pose.paths import data_root
+
+
+@pytest.fixture(scope="session")
+def sample_root() -> Path:
+    """Root of the real sample data (``$FTP_POSE_DATA`` or ``../shared/data``)."""
+    root = data_root()
+    if not (root / "posetrack18").is_dir():
+        pytest.fail(f"real sample data not found at {root}; set FTP_POSE_DATA")
+    return root
+
+
+@pytest.fixture(scope="session")
+def posetrack18_root(sample_root: Path) -> Path:
+    """The real PoseTrack 2018 sample folder (``annotations/``, ``images/``, ``videos/``)."""
+    return sample_root / "posetrack18"
