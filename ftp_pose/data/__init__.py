@@ -1,1 +1,31 @@
-"""ftp_pose.data"""
+"""ftp_pose.data: PoseTrack loading, 3-frame top-down clips, the heatmap codec, synthetic videos.
+
+``models`` never imports this package; ``data`` never imports ``models``.
+"""
+from ftp_pose.data.detections import load_detections
+from ftp_pose.data.heatmaps import (decode_heatmaps, encode_heatmaps, flip_heatmaps, flip_permutation,
+                                    heatmap_to_image_coords, heatmap_to_input, input_to_heatmap)
+from ftp_pose.data.posetrack import (IMAGENET_MEAN, IMAGENET_STD, AugmentConfig, FrameInfo, PersonAnnotation,
+                                     PoseTrackClipDataset, PoseTrackSet, denormalize, load_posetrack, normalize,
+                                     read_rgb)
+from ftp_pose.data.transforms import (affine_points, box_to_center_scale, compose_affine, crop_frames,
+                                      flip_affine, get_affine_transform, invert_affine)
+
+__all__ = [
+    "load_detections",
+    "decode_heatmaps", "encode_heatmaps", "flip_heatmaps", "flip_permutation", "heatmap_to_image_coords",
+    "heatmap_to_input", "input_to_heatmap",
+    "IMAGENET_MEAN", "IMAGENET_STD", "AugmentConfig", "FrameInfo", "PersonAnnotation", "PoseTrackClipDataset",
+    "PoseTrackSet", "denormalize", "load_posetrack", "normalize", "read_rgb",
+    "affine_points", "box_to_center_scale", "compose_affine", "crop_frames", "flip_affine",
+    "get_affine_transform", "invert_affine",
+    "generate_synthetic_posetrack",
+]
+
+
+def __getattr__(name: str):
+    # the synthetic renderer is imported lazily (it is only needed by `synth`, `show` and tests)
+    if name == "generate_synthetic_posetrack":
+        from ftp_pose.data.synthetic import generate_synthetic_posetrack
+        return generate_synthetic_posetrack
+    raise AttributeError(f"module 'ftp_pose.data' has no attribute {name!r}")
