@@ -1,0 +1,106 @@
+"""Tiny stand-ins for the engine tests: a clip dataset and a model with a ``backbone.blocks`` stack.
+
+Sizes are small (input 32 x 24, heatmaps 8 x 6) so that a few epochs take a second on a CPU.
+"""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from ftp_pose.keypoints import NUM_JOINTS
+
+T, H, W, HH, HW = 3, 32, 24, 8, 6
+
+
+class DummyClips(Dataset):
+    """``n`` clips whose target heatmaps are a fixed function of the key frame; light augmentation noise
+    drawn from numpy's global RNG (so the engine's per-item seeding is exercised)."""
+
+    def __init__(self, n: int = 24, seed: int = 0):
+        g = torch.Generator().manual_seed(seed)
+        self.clips = torch.randn(n, T, 3, H, W, generator=g)
+        proj = torch.randn(NUM_JOINTS, 3, generator=torch.Generator().manual_seed(99))
+        pooled = nn.functional.adaptive_avg_pool2d(self.clips[:, T // 2], (HH, HW))  # n x 3 x HH x HW
+        self.heatmaps = torch.sigmoid(torch.einsum("jc,nchw->njhw", proj, pooled))
+        self.weights = torch.ones(n, NUM_JOINTS)
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, i: int) -> dict:
+        noise = torch.from_numpy(np.random.normal(0, 0.01, size=(T, 3, H, W)).astype(np.float32))
+        return {"clip": self.clips[i] + noise, "heatmaps": self.heatmaps[i], "target_weight": self.weights[i],
+                "meta": {"index": i}}
+
+
+class _Block(nn.Module):
+    def __init__(self, c: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(c)
+        self.fc = nn.Linear(c, c)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.fc(self.norm(x))
+
+
+class _Backbone(nn.Module):
+    def __init__(self, c: int, depth: int):
+        super().__init__()
+        self.patch_embed = nn.Conv2d(3, c, 4, 4)
+        self.pos_embed = nn.Parameter(torch.zeros(1, (H // 4) * (W // 4), c))
+        self.blocks = nn.ModuleList(_Block(c) for _ in range(depth))
+
+
+class DummyPoseNet(nn.Module):
+    """B x T x 3 x 32 x 24 -> B x 17 x 8 x 6, with a ViT-like ``backbone.blocks.<i>`` naming."""
+
+    def __init__(self, c: int = 16, depth: int = 2):
+        super().__init__()
+        self.backbone = _Backbone(c, depth)
+        self.head = nn.Conv2d(c, NUM_JOINTS, 1)
+
+    def forward(self, clips: torch.Tensor) -> torch.Tensor:
+        x = self.backbone.patch_embed(clips[:, clips.shape[1] // 2])  # B x C x 8 x 6
+        b, c, h, w = x.shape
+        t = x.flatten(2).transpose(1, 2) + self.backbone.pos_embed
+        for blk in self.backbone.blocks:
+            t = blk(t)
+        return self.head(t.transpose(1, 2).reshape(b, c, h, w))
+
+
+def mse_loss(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    return (((pred - target) ** 2).mean(dim=(2, 3)) * weight).mean()
+
+
+def loss_evaluate(model, val_set, cfg, dist, out_dir) -> dict:
+    """A stand-in validation: ``Mean`` = 100 x exp(-10 x val MSE) (higher is better)."""
+    model.eval()
+    with torch.no_grad():
+        batch = [val_set[i] for i in range(len(val_set))]
+        pred = model(torch.stack([b["clip"] for b in batch]))
+        loss = mse_loss(pred, torch.stack([b["heatmaps"] for b in batch]), torch.stack([b["target_weight"] for b in batch]))
+    return {"Head": float(loss), "Mean": 100.0 * math.exp(-10 * float(loss))}
+
+
+def ddp_worker(rank: int, world: int, port: int, cfg_dict: dict, out: str) -> None:
+    """One rank of a gloo DDP run (started by torch.multiprocessing.spawn)."""
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    from ftp_pose.engine import distributed as D
+    from ftp_pose.engine.config import config_from_dict
+    from ftp_pose.engine.train import train
+
+    cfg = config_from_dict(cfg_dict)
+    try:
+        train(cfg, model=DummyPoseNet(), train_set=DummyClips(24), val_set=DummyClips(8, seed=1),
+              loss_fn=mse_loss, evaluate_fn=loss_evaluate)
+    finally:
+        D.cleanup()
+    Path(out).touch()
