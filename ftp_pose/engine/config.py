@@ -62,9 +62,9 @@ class SyntheticConfig:
 class DataConfig:
     """Where the clips come from and how they are cropped (see ``ftp_pose.data``)."""
 
-    train_ann: str = "data/posetrack17/annotations/train.json"
+    train_ann: str = "data/posetrack17/annotations/train"
     train_images: str = "data/posetrack17"
-    val_ann: str = "data/posetrack17/annotations/val.json"
+    val_ann: str = "data/posetrack17/annotations/val"
     val_images: str = "data/posetrack17"
     #: person boxes for training and validation: "gt" or a COCO-results detection json
     train_boxes: str = "gt"
