@@ -1,0 +1,483 @@
+"""Synthetic PoseTrack-format videos: rendered articulated stick people with exact labels.
+
+Each video shows 1-3 people (``people_per_frame``) whose 2-D bodies move smoothly: a
+walking-like cycle of joint angles in the image plane, translation and a slow change of size.
+Bodies are thick textured limbs (left limbs in a blue/cyan family, right limbs in an
+orange/red family, so left/right is learnable), a torso in clothing colours, skin-coloured
+hands, shoes, and an elliptic head with a face (front view) or hair (back view). Backgrounds
+are gradients with clutter shapes and noise; optional occluder bars and motion blur.
+
+Visibility rule (``v`` in the labels). A joint gets ``v = 1`` when
+  (a) its rounded pixel lies inside the image, and
+  (b) nothing drawn *after* its person (a person in front, or an occluder bar) covers that
+      pixel; the person's own limbs do not hide its joints (PoseTrack labels self-occlusion),
+      except the nose of a person seen from the back (hidden by the head).
+Otherwise ``v = 0`` and ``x = y = 0`` (the COCO/PoseTrack convention for unlabeled joints).
+A person with no visible joint in a frame gets no annotation there. ``bbox`` is the box of the
+visible joints enlarged by 12 % of its size on every side (at least 4 % of the body height),
+clipped to the image; ``bbox_head`` is the box of the head ellipse.
+
+Layout written under ``out_dir`` (like PoseTrack 2018)::
+
+    images/<split>/<vid>/000000.jpg ...
+    annotations/<split>/<vid>.json      one json per video (what poseval reads)
+    annotations/<split>.json            all videos of the split merged
+
+with ``file_name`` relative to ``out_dir``, ``frame_id = id = 10000000000 + vid * 10000 + idx``,
+every frame listed and labeled. Train videos are numbered from 1, val videos from 500001, and
+every video has its own random stream (``SeedSequence([seed, split, video])``), so a seed gives
+byte-identical files and the splits never share a video.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from ftp_pose.io import atomic_write, write_json
+from ftp_pose.keypoints import JOINT_NAMES, NUM_JOINTS, SKELETON
+
+#: Per-difficulty settings: person height as a fraction of the frame height, chance of an
+#: occluder bar per video, chance of motion blur per frame, number of clutter shapes, chance of a
+#: person seen from the back, saturation ceiling of the clutter.
+DIFFICULTIES: dict[str, dict] = {
+    "easy": dict(height=(0.60, 0.90), occluder_prob=0.0, blur_prob=0.0, clutter=4, back_prob=0.0, clutter_sat=80),
+    "medium": dict(height=(0.42, 0.82), occluder_prob=0.35, blur_prob=0.15, clutter=10, back_prob=0.15,
+                   clutter_sat=140),
+    "hard": dict(height=(0.25, 0.70), occluder_prob=0.7, blur_prob=0.3, clutter=20, back_prob=0.3, clutter_sat=255),
+}
+
+_SUB = 4                # cv2 sub-pixel drawing: coordinates in 1/16 pixel
+_SUBF = float(1 << _SUB)
+_VAL_VIDEO_BASE = 500001
+
+
+def _hsv(h: float, s: float, v: float) -> tuple[int, int, int]:
+    """OpenCV HSV (h in degrees 0-360, s/v 0-255) -> RGB tuple of ints."""
+    px = np.uint8([[[int(h / 2) % 180, int(np.clip(s, 0, 255)), int(np.clip(v, 0, 255))]]])
+    r, g, b = cv2.cvtColor(px, cv2.COLOR_HSV2RGB)[0, 0]
+    return int(r), int(g), int(b)
+
+
+def _pt(p: np.ndarray) -> tuple[int, int]:
+    return int(round(float(p[0]) * _SUBF)), int(round(float(p[1]) * _SUBF))
+
+
+@dataclass
+class _Style:
+    """Everything random about one person, fixed for the video."""
+    height: float           # body height in pixels at frame 0
+    grow: float             # relative size change per frame
+    pos: np.ndarray         # pelvis position at frame 0
+    vel: np.ndarray         # pixels per frame
+    back: bool              # seen from the back
+    freq: float             # walking cycles per frame
+    phase: float
+    arm_base: np.ndarray    # [left, right] upper-arm angle from "down", outward, degrees
+    arm_amp: float
+    elbow: np.ndarray       # [left, right] elbow bend (signed), degrees
+    elbow_amp: float
+    leg_base: np.ndarray
+    leg_amp: float
+    knee: np.ndarray
+    knee_amp: float
+    lean: float
+    lean_amp: float
+    head_tilt: float
+    yaw: float              # nose shift in head radii (-0.4..0.4)
+    colors: dict            # part -> RGB
+    stripe: tuple[float, float, float]  # texture: angle, period, strength
+
+
+def _sample_style(rng: np.random.Generator, size: tuple[int, int], cfg: dict) -> _Style:
+    w, h = size
+    hp = float(rng.uniform(*cfg["height"])) * h
+    margin = 0.05 * hp
+    lo_y, hi_y = 0.55 * hp - margin, h - 0.48 * hp + margin
+    py = float(rng.uniform(min(lo_y, hi_y), max(lo_y, hi_y)))
+    px = float(rng.uniform(0.12, 0.88)) * w
+    vel = np.array([rng.uniform(-1, 1) * 0.012 * w, rng.uniform(-1, 1) * 0.002 * h])
+    lh, rh = rng.uniform(185, 235), rng.uniform(0, 35)  # left: blue/cyan family, right: orange/red family
+    skin = [(255, 219, 172), (241, 194, 125), (224, 172, 105), (198, 134, 66), (141, 85, 36)][rng.integers(5)]
+    torso_h = float(rng.choice([rng.uniform(60, 160), rng.uniform(260, 330)]))  # greens/yellows or purples
+    colors = {
+        "left_upper": _hsv(lh, rng.uniform(170, 255), rng.uniform(190, 255)),
+        "left_lower": _hsv(lh + rng.uniform(-10, 10), rng.uniform(170, 255), rng.uniform(120, 180)),
+        "right_upper": _hsv(rh, rng.uniform(170, 255), rng.uniform(200, 255)),
+        "right_lower": _hsv(rh + rng.uniform(-8, 8), rng.uniform(170, 255), rng.uniform(130, 190)),
+        "torso": _hsv(torso_h, rng.uniform(60, 200), rng.uniform(90, 230)),
+        "skin": skin,
+        "hair": _hsv(rng.uniform(0, 40), rng.uniform(50, 200), rng.uniform(20, 90)),
+        "shoe": _hsv(rng.uniform(0, 360), rng.uniform(0, 60), rng.uniform(20, 70)),
+    }
+    return _Style(
+        height=hp, grow=float(rng.uniform(-0.006, 0.006)), pos=np.array([px, py]), vel=vel,
+        back=bool(rng.random() < cfg["back_prob"]), freq=float(rng.uniform(0.04, 0.10)),
+        phase=float(rng.uniform(0, 2 * np.pi)),
+        arm_base=rng.uniform(8, 75, size=2), arm_amp=float(rng.uniform(15, 55)),
+        elbow=rng.uniform(0, 70, size=2) * rng.choice([-1, 1], size=2), elbow_amp=float(rng.uniform(0, 35)),
+        leg_base=rng.uniform(3, 20, size=2), leg_amp=float(rng.uniform(6, 24)),
+        knee=rng.uniform(0, 35, size=2) * rng.choice([-1, 1], size=2), knee_amp=float(rng.uniform(0, 25)),
+        lean=float(rng.uniform(-8, 8)), lean_amp=float(rng.uniform(0, 4)),
+        head_tilt=float(rng.uniform(-12, 12)), yaw=float(rng.uniform(-0.4, 0.4)), colors=colors,
+        stripe=(float(rng.uniform(0, np.pi)), float(rng.uniform(4, 12)), float(rng.uniform(0.05, 0.2))),
+    )
+
+
+class _Person:
+    """An articulated 2-D person; :meth:`pose` gives joints and drawing geometry at frame t."""
+
+    # body proportions in body heights
+    TORSO, SHOULDER, HIP = 0.28, 0.11, 0.085
+    UPPER_ARM, FOREARM, THIGH, SHIN = 0.16, 0.15, 0.24, 0.23
+    HEAD_RX, HEAD_RY, NECK = 0.062, 0.078, 0.03
+
+    def __init__(self, style: _Style) -> None:
+        self.s = style
+
+    def pose(self, t: int) -> dict:
+        s = self.s
+        hp = s.height * (1.0 + s.grow) ** t
+        pelvis = s.pos + s.vel * t
+        ph = 2 * np.pi * s.freq * t + s.phase
+        sw = math.sin(ph)
+        lean = math.radians(s.lean + s.lean_amp * math.sin(ph * 2))
+        up = np.array([math.sin(lean), -math.cos(lean)])
+        right = np.array([math.cos(lean), math.sin(lean)])
+        down = -up
+        side_l = -1.0 if s.back else 1.0      # image direction of the person's left side
+        sides = (side_l, -side_l)
+
+        def direction(angle_deg: float, side: float) -> np.ndarray:
+            a = math.radians(angle_deg)
+            return math.cos(a) * down + math.sin(a) * side * right
+
+        j = np.zeros((NUM_JOINTS, 2))
+        shoulder_c = pelvis + self.TORSO * hp * up
+        for k, (sh, el, wr, hi, kn, an) in enumerate(((5, 7, 9, 11, 13, 15), (6, 8, 10, 12, 14, 16))):
+            side = sides[k]
+            swing = sw if k == 0 else -sw
+            j[sh] = shoulder_c + side * self.SHOULDER * hp * right
+            a_up = s.arm_base[k] + s.arm_amp * swing
+            j[el] = j[sh] + self.UPPER_ARM * hp * direction(a_up, side)
+            a_lo = a_up + s.elbow[k] + s.elbow_amp * swing
+            j[wr] = j[el] + self.FOREARM * hp * direction(a_lo, side)
+            j[hi] = pelvis + side * self.HIP * hp * right
+            a_th = s.leg_base[k] + s.leg_amp * swing
+            j[kn] = j[hi] + self.THIGH * hp * direction(a_th, side)
+            a_sh = a_th + s.knee[k] + s.knee_amp * max(0.0, swing)
+            j[an] = j[kn] + self.SHIN * hp * direction(a_sh, side)
+        tilt = lean + math.radians(s.head_tilt * math.sin(ph * 0.5))
+        hup = np.array([math.sin(tilt), -math.cos(tilt)])
+        hright = np.array([math.cos(tilt), math.sin(tilt)])
+        rx, ry = self.HEAD_RX * hp, self.HEAD_RY * hp
+        chin = shoulder_c + self.NECK * hp * up
+        head_c = chin + ry * hup
+        j[1] = chin                                   # head_bottom
+        j[2] = head_c + ry * hup                      # head_top
+        yaw = 0.0 if s.back else s.yaw * math.cos(ph * 0.3)
+        j[0] = head_c - 0.18 * ry * hup + yaw * rx * hright   # nose
+        j[3] = head_c + side_l * 0.92 * rx * hright   # left ear
+        j[4] = head_c - side_l * 0.92 * rx * hright   # right ear
+        return dict(joints=j, hp=hp, head_c=head_c, rx=rx, ry=ry, tilt=tilt, hup=hup, hright=hright,
+                    shoulder_c=shoulder_c, pelvis=pelvis, right=right, sides=sides)
+
+    def draw(self, canvas: np.ndarray, mask: np.ndarray, p: dict) -> None:
+        """Draw the person into ``canvas`` (RGB) and ``mask`` (255 where drawn)."""
+        s, j, hp, c = self.s, p["joints"], p["hp"], self.s.colors
+
+        def line(a, b, color, thick):
+            th = max(1, int(round(thick * hp)))
+            cv2.line(canvas, _pt(a), _pt(b), color, th, cv2.LINE_AA, _SUB)
+            cv2.line(mask, _pt(a), _pt(b), 255, th, cv2.LINE_AA, _SUB)
+
+        def disc(a, r, color):
+            rr = max(1, int(round(r * _SUBF)))
+            cv2.circle(canvas, _pt(a), rr, color, -1, cv2.LINE_AA, _SUB)
+            cv2.circle(mask, _pt(a), rr, 255, -1, cv2.LINE_AA, _SUB)
+
+        def ellipse(center, axes, angle_rad, color, target_mask=True):
+            ax = (max(1, int(round(axes[0] * _SUBF))), max(1, int(round(axes[1] * _SUBF))))
+            cv2.ellipse(canvas, _pt(center), ax, math.degrees(angle_rad), 0, 360, color, -1, cv2.LINE_AA, _SUB)
+            if target_mask:
+                cv2.ellipse(mask, _pt(center), ax, math.degrees(angle_rad), 0, 360, 255, -1, cv2.LINE_AA, _SUB)
+
+        names = ("left", "right")
+        # legs, then shoes
+        for k, (hi, kn, an) in enumerate(((11, 13, 15), (12, 14, 16))):
+            line(j[hi], j[kn], c[f"{names[k]}_upper"], 0.075)
+            line(j[kn], j[an], c[f"{names[k]}_lower"], 0.06)
+        for k, an in enumerate((15, 16)):
+            toe = j[an] + p["sides"][k] * 0.04 * hp * p["right"] + 0.012 * hp * -p["right"] * 0
+            ellipse((j[an] + toe) / 2 + 0.01 * hp * np.array([0, 1]), (0.045 * hp, 0.022 * hp),
+                    math.atan2(toe[1] - j[an][1], toe[0] - j[an][0]), c["shoe"])
+        # torso polygon (shoulders to hips, a little wider than the joints)
+        r = p["right"]
+        sl, sr = j[5] + p["sides"][0] * 0.03 * hp * r, j[6] + p["sides"][1] * 0.03 * hp * r
+        hl, hr = j[11] + p["sides"][0] * 0.02 * hp * r, j[12] + p["sides"][1] * 0.02 * hp * r
+        poly = np.array([_pt(sl), _pt(sr), _pt(hr), _pt(hl)], np.int32)
+        cv2.fillPoly(canvas, [poly], c["torso"], cv2.LINE_AA, _SUB)
+        cv2.fillPoly(mask, [poly], 255, cv2.LINE_AA, _SUB)
+        # neck, arms, hands
+        line(p["shoulder_c"], j[1], c["skin"], 0.05)
+        for k, (sh, el, wr) in enumerate(((5, 7, 9), (6, 8, 10))):
+            line(j[sh], j[el], c[f"{names[k]}_upper"], 0.055)
+            line(j[el], j[wr], c[f"{names[k]}_lower"], 0.045)
+            disc(j[wr], 0.028 * hp, c["skin"])
+        # head: ears, face or hair
+        hc, rx, ry, tilt = p["head_c"], p["rx"], p["ry"], p["tilt"]
+        for e in (3, 4):
+            disc(j[e], 0.018 * hp, c["skin"])
+        if s.back:
+            ellipse(hc, (rx, ry), tilt, c["hair"])
+        else:
+            ellipse(hc, (rx, ry), tilt, c["skin"])
+            ellipse(hc + 0.55 * ry * p["hup"], (rx * 0.95, ry * 0.5), tilt, c["hair"], target_mask=False)
+            eye_y = hc + 0.15 * ry * p["hup"]
+            shift = (j[0] - hc) @ p["hright"]
+            for sgn in (-1, 1):
+                e = eye_y + (sgn * 0.42 * rx + shift * 0.8) * p["hright"]
+                cv2.circle(canvas, _pt(e), max(1, int(round(0.12 * rx * _SUBF))), (25, 25, 25), -1, cv2.LINE_AA, _SUB)
+            cv2.circle(canvas, _pt(j[0]), max(1, int(round(0.13 * rx * _SUBF))), (150, 60, 50), -1, cv2.LINE_AA, _SUB)
+            mouth = hc - 0.55 * ry * p["hup"] + shift * 0.8 * p["hright"]
+            cv2.ellipse(canvas, _pt(mouth), (int(0.3 * rx * _SUBF), int(0.08 * ry * _SUBF) + 1),
+                        math.degrees(tilt), 0, 360, (120, 30, 30), -1, cv2.LINE_AA, _SUB)
+
+
+def _background(rng: np.random.Generator, size: tuple[int, int], cfg: dict) -> np.ndarray:
+    w, h = size
+    c0 = np.array(_hsv(rng.uniform(0, 360), rng.uniform(0, 90), rng.uniform(60, 230)), np.float32)
+    c1 = np.array(_hsv(rng.uniform(0, 360), rng.uniform(0, 90), rng.uniform(60, 230)), np.float32)
+    ang = rng.uniform(0, 2 * np.pi)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    g = (xx * math.cos(ang) / w + yy * math.sin(ang) / h)
+    g = (g - g.min()) / max(float(np.ptp(g)), 1e-6)
+    img = (c0[None, None] * (1 - g[..., None]) + c1[None, None] * g[..., None])
+    img = np.clip(img, 0, 255).astype(np.uint8)
+    for _ in range(int(cfg["clutter"])):
+        color = _hsv(rng.uniform(0, 360), rng.uniform(0, cfg["clutter_sat"]), rng.uniform(40, 240))
+        kind = rng.integers(3)
+        x0, y0 = int(rng.uniform(0, w)), int(rng.uniform(0, h))
+        if kind == 0:
+            x1, y1 = x0 + int(rng.uniform(10, 0.35 * w)), y0 + int(rng.uniform(10, 0.35 * h))
+            cv2.rectangle(img, (x0, y0), (x1, y1), color, -1)
+        elif kind == 1:
+            cv2.circle(img, (x0, y0), int(rng.uniform(5, 0.12 * min(w, h))), color, -1, cv2.LINE_AA)
+        else:
+            x1, y1 = int(rng.uniform(0, w)), int(rng.uniform(0, h))
+            cv2.line(img, (x0, y0), (x1, y1), color, int(rng.integers(1, 5)), cv2.LINE_AA)
+    noise = rng.normal(0, 6, size=img.shape)
+    return np.clip(img + noise, 0, 255).astype(np.uint8)
+
+
+def _texture(canvas: np.ndarray, mask: np.ndarray, style: _Style, origin: np.ndarray,
+             rng: np.random.Generator) -> None:
+    """Stripes (moving with the person) and grain on the drawn pixels, in place."""
+    ys, xs = np.nonzero(mask)
+    if len(ys) == 0:
+        return
+    ang, period, strength = style.stripe
+    u = (xs - origin[0]) * math.cos(ang) + (ys - origin[1]) * math.sin(ang)
+    f = 1.0 + strength * np.sin(2 * np.pi * u / period) + rng.normal(0, 0.04, size=len(ys))
+    canvas[ys, xs] = np.clip(canvas[ys, xs].astype(np.float32) * f[:, None], 0, 255).astype(np.uint8)
+
+
+def _motion_blur(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    n = int(rng.integers(5, 10))
+    k = np.zeros((n, n), np.float32)
+    ang = rng.uniform(0, np.pi)
+    c = (n - 1) / 2
+    cv2.line(k, (int(round(c - c * math.cos(ang))), int(round(c - c * math.sin(ang)))),
+             (int(round(c + c * math.cos(ang))), int(round(c + c * math.sin(ang)))), 1.0, 1)
+    k /= k.sum()
+    return cv2.filter2D(img, -1, k, borderType=cv2.BORDER_REFLECT)
+
+
+def _categories() -> list[dict]:
+    return [{"supercategory": "person", "id": 1, "name": "person", "keypoints": list(JOINT_NAMES),
+             "skeleton": [[a + 1, b + 1] for a, b in SKELETON]}]
+
+
+def _render_video(rng: np.random.Generator, vid_num: int, split: str, n_frames: int, size: tuple[int, int],
+                  people: tuple[int, int], cfg: dict, out_dir: Path, jpeg_quality: int,
+                  bar: tqdm | None) -> dict:
+    w, h = size
+    vid = f"{vid_num:06d}"
+    bg = _background(rng, size, cfg)
+    n_people = int(rng.integers(people[0], people[1] + 1))
+    persons = [_Person(_sample_style(rng, size, cfg)) for _ in range(n_people)]
+    order = sorted(range(n_people), key=lambda k: persons[k].s.height)   # small (far) people first
+    occluder = None
+    if rng.random() < cfg["occluder_prob"]:
+        vertical = rng.random() < 0.7
+        thick = rng.uniform(0.05, 0.12) * (w if vertical else h)
+        occluder = dict(vertical=vertical, thick=thick, pos=rng.uniform(0.2, 0.8) * (w if vertical else h),
+                        vel=rng.uniform(-1.5, 1.5), color=_hsv(rng.uniform(0, 360), rng.uniform(0, 120),
+                                                              rng.uniform(40, 200)),
+                        extent=(rng.uniform(0, 0.3), rng.uniform(0.7, 1.0)))
+    images, annotations = [], []
+    for t in range(n_frames):
+        frame_id = 10000000000 + vid_num * 10000 + t
+        file_name = f"images/{split}/{vid}/{t:06d}.jpg"
+        img = bg.copy()
+        rank = np.full((h, w), -1, np.int16)
+        poses = {}
+        for r_idx, k in enumerate(order):
+            p = persons[k].pose(t)
+            poses[k] = (r_idx, p)
+            canvas = np.zeros_like(img)
+            mask = np.zeros((h, w), np.uint8)
+            persons[k].draw(canvas, mask, p)
+            _texture(canvas, mask, persons[k].s, p["pelvis"], rng)
+            m = mask > 127
+            img[m] = canvas[m]
+            rank[m] = r_idx
+        if occluder is not None:
+            pos = occluder["pos"] + occluder["vel"] * t
+            a, b = occluder["extent"]
+            if occluder["vertical"]:
+                x0, x1 = int(round(pos - occluder["thick"] / 2)), int(round(pos + occluder["thick"] / 2))
+                y0, y1 = int(a * h), int(b * h)
+            else:
+                y0, y1 = int(round(pos - occluder["thick"] / 2)), int(round(pos + occluder["thick"] / 2))
+                x0, x1 = int(a * w), int(b * w)
+            x0, x1, y0, y1 = max(x0, 0), min(x1, w), max(y0, 0), min(y1, h)
+            if x1 > x0 and y1 > y0:
+                patch = np.empty((y1 - y0, x1 - x0, 3), np.float32)
+                patch[:] = occluder["color"]
+                yy = np.arange(y0, y1)[:, None]
+                patch *= (1.0 + 0.12 * np.sin(yy / 3.0))[..., None]
+                img[y0:y1, x0:x1] = np.clip(patch + rng.normal(0, 5, patch.shape), 0, 255).astype(np.uint8)
+                rank[y0:y1, x0:x1] = n_people
+        if rng.random() < cfg["blur_prob"]:
+            img = _motion_blur(img, rng)
+        img = np.clip(img.astype(np.int16) + rng.integers(-3, 4, size=img.shape), 0, 255).astype(np.uint8)
+
+        for k in range(n_people):
+            r_idx, p = poses[k]
+            j = p["joints"]
+            kp = np.zeros((NUM_JOINTS, 3))
+            for q in range(NUM_JOINTS):
+                xi, yi = int(round(j[q, 0])), int(round(j[q, 1]))
+                if not (0 <= xi < w and 0 <= yi < h):
+                    continue
+                if rank[yi, xi] > r_idx:
+                    continue
+                if q == 0 and persons[k].s.back:
+                    continue
+                kp[q] = (j[q, 0], j[q, 1], 1)
+            vis = kp[:, 2] > 0
+            if not vis.any():
+                continue
+            lo, hi = kp[vis, :2].min(0), kp[vis, :2].max(0)
+            m = np.maximum(0.12 * (hi - lo), 0.04 * p["hp"])
+            lo, hi = np.maximum(lo - m, 0), np.minimum(hi + m, [w, h])
+            hc, rx, ry = p["head_c"], p["rx"], p["ry"]
+            head = [hc[0] - rx, hc[1] - ry, 2 * rx, 2 * ry]
+            annotations.append({
+                "bbox_head": [round(float(v), 2) for v in head],
+                "keypoints": [round(float(v), 3) for v in kp.reshape(-1)],
+                "track_id": int(k), "image_id": frame_id,
+                "bbox": [round(float(lo[0]), 2), round(float(lo[1]), 2),
+                         round(float(hi[0] - lo[0]), 2), round(float(hi[1] - lo[1]), 2)],
+                "scores": [], "category_id": 1, "id": frame_id * 100 + k, "iscrowd": False,
+                "num_keypoints": int(vis.sum()),
+            })
+        images.append({"has_no_densepose": True, "is_labeled": True, "file_name": file_name, "nframes": n_frames,
+                       "frame_id": frame_id, "vid_id": vid, "id": frame_id, "width": w, "height": h,
+                       "ignore_regions_x": [], "ignore_regions_y": []})
+        ok, buf = cv2.imencode(".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
+        if not ok:
+            raise RuntimeError(f"could not encode {file_name}")
+        atomic_write(out_dir / file_name, lambda tmp, data=buf.tobytes(): Path(tmp).write_bytes(data))
+        if bar is not None:
+            bar.update(1)
+    return {"categories": _categories(), "images": images, "annotations": annotations}
+
+
+def generate_synthetic_posetrack(out_dir: str | Path, n_videos: int = 4, n_frames: int = 12, seed: int = 0,
+                                 size: tuple[int, int] = (384, 288), people_per_frame: tuple[int, int] = (1, 3),
+                                 n_val_videos: int = 2, difficulty: str = "medium", jpeg_quality: int = 92,
+                                 progress: bool = True) -> dict[str, Path]:
+    """Render a synthetic PoseTrack-format set (see the module docstring for the layout and labels).
+
+    Args:
+        out_dir: root folder (the ``image_root`` of the set).
+        n_videos, n_val_videos: number of train / val videos (0 val videos: train only).
+        n_frames: frames per video.
+        seed: random seed; the same seed gives byte-identical jsons and jpgs.
+        size: frame ``(W, H)`` in pixels.
+        people_per_frame: inclusive range of the number of people per video.
+        difficulty: ``"easy"`` (large people, no occluder/blur), ``"medium"`` or ``"hard"``
+            (see :data:`DIFFICULTIES`).
+    Returns:
+        ``{"train": <out_dir>/annotations/train.json, "val": .../val.json}`` (the merged jsons;
+        the per-video jsons sit in ``annotations/<split>/``).
+    """
+    if difficulty not in DIFFICULTIES:
+        raise ValueError(f"difficulty must be one of {sorted(DIFFICULTIES)}, got {difficulty!r}")
+    if n_videos < 1 or n_frames < 1 or n_val_videos < 0:
+        raise ValueError(f"need n_videos >= 1, n_frames >= 1, n_val_videos >= 0 "
+                         f"(got {n_videos}, {n_frames}, {n_val_videos})")
+    lo, hi = int(people_per_frame[0]), int(people_per_frame[1])
+    if not 1 <= lo <= hi:
+        raise ValueError(f"people_per_frame must be (min, max) with 1 <= min <= max, got {people_per_frame}")
+    w, h = int(size[0]), int(size[1])
+    if w < 32 or h < 32:
+        raise ValueError(f"size (W, H) must be at least 32 x 32, got {size}")
+    out_dir = Path(out_dir)
+    cfg = DIFFICULTIES[difficulty]
+    splits = [("train", 0, n_videos, 1)] + ([("val", 1, n_val_videos, _VAL_VIDEO_BASE)] if n_val_videos else [])
+    total = sum(n for _, _, n, _ in splits) * n_frames
+    result: dict[str, Path] = {}
+    with tqdm(total=total, desc="synth frames", disable=not progress, leave=False) as bar:
+        for split, code, n, base in splits:
+            merged = {"categories": _categories(), "images": [], "annotations": []}
+            for v in range(n):
+                rng = np.random.default_rng(np.random.SeedSequence([int(seed), code, v]))
+                data = _render_video(rng, base + v, split, n_frames, (w, h), (lo, hi), cfg, out_dir,
+                                     jpeg_quality, bar)
+                write_json(out_dir / "annotations" / split / f"{base + v:06d}.json", data)
+                merged["images"] += data["images"]
+                merged["annotations"] += data["annotations"]
+            result[split] = write_json(out_dir / "annotations" / f"{split}.json", merged)
+    return result
+
+
+# ----------------------------------------------------------------------------------------------
+# CLI: python -m ftp_pose synth
+# ----------------------------------------------------------------------------------------------
+def _parse_size(text: str) -> tuple[int, int]:
+    try:
+        w, h = text.lower().split("x")
+        return int(w), int(h)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must look like 384x288 (W x H), got {text!r}") from None
+
+
+def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", type=Path, default=Path("data/synth"), help="output root (default data/synth)")
+    parser.add_argument("--videos", type=int, default=4, help="train videos (default 4)")
+    parser.add_argument("--val-videos", type=int, default=2, help="val videos (default 2)")
+    parser.add_argument("--frames", type=int, default=12, help="frames per video (default 12)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--size", type=_parse_size, default=(384, 288), help="frame W x H (default 384x288)")
+    parser.add_argument("--people", type=int, nargs=2, default=(1, 3), metavar=("MIN", "MAX"),
+                        help="people per video (default 1 3)")
+    parser.add_argument("--difficulty", choices=sorted(DIFFICULTIES), default="medium")
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    paths = generate_synthetic_posetrack(args.out, n_videos=args.videos, n_frames=args.frames, seed=args.seed,
+                                         size=args.size, people_per_frame=tuple(args.people),
+                                         n_val_videos=args.val_videos, difficulty=args.difficulty)
+    print(f"wrote {args.videos} train + {args.val_videos} val videos x {args.frames} frames under {args.out}")
+    for split, p in paths.items():
+        print(f"  {split}: {p}  (per-video jsons in {p.parent / split})")
+    return 0
