@@ -1,0 +1,232 @@
+"""Feature token pruning by density peaks clustering (DPC-KNN), batched and loop-free.
+
+For tokens ``X = {x_1 .. x_N}`` (one ``N x C`` set per batch element) with squared distances
+``d_ij = ||x_i - x_j||^2`` (METHOD.md, formulas (1) and (2))::
+
+    rho_i   = exp( -1/(k * tau) * sum_{j in kNN(i)} d_ij )     kNN(i): the k nearest OTHER tokens
+    delta_i = min_{j denser than i} sqrt(d_ij)                  (max_j sqrt(d_ij) for the densest token)
+    score_i = rho_i * delta_i
+
+and the ``ceil(N / eps)`` tokens with the highest score are kept.
+
+Choices the paper leaves open (all configurable):
+
+* **Temperature.** ``tau=None`` means ``tau = C`` (the token width) on raw distances, which is
+  TCFormer's ``exp(-mean(d_knn^2))`` with ``cdist / sqrt(C)`` (without its self term).
+  ``normalize=True`` divides every squared distance by ``C`` first (TCFormer's scaling, also
+  applied to ``delta``) and then ``tau=None`` means ``tau = 1``; both give the same ``rho``,
+  ``delta`` only changes by the constant factor ``1/sqrt(C)``, so the selection is identical.
+* **Ties, deterministically, without jitter.** Densities are compared in log space
+  (``log rho = -sum d / (k tau)``, so nothing underflows) with the strict total order
+  "``j`` is denser than ``i`` iff ``rho_j > rho_i`` or (``rho_j == rho_i`` and ``j < i``)".
+  Hence exactly one token (the densest) has no denser token; it gets the largest distance
+  to any token (0 when all tokens are identical). Selection sorts ``log rho + log delta``
+  (a monotone function of ``score``, robust to underflow) in descending order with a stable
+  sort, so equal scores are taken by lower index first.
+* **Kept order.** :func:`prune_tokens` returns the kept indices sorted ascending by original
+  index, so spatial / temporal order (and position embeddings) are preserved.
+
+The selection runs under ``torch.no_grad()`` in float32 with autocast off, whatever the
+input dtype (float32/float16/bfloat16); only the gather of kept tokens is differentiable.
+Squared distances come from ``|x|^2 + |y|^2 - 2 x y^T`` (one matmul, clamped at 0) after
+centring the tokens; for large ``B x N x N`` the distance matrix is built in row chunks
+(``chunk_size`` rows at a time: kNN via ``topk`` per chunk, ``delta`` via a masked min per
+chunk), so N = 3072 runs without materialising every ``B x N x N`` matrix at once.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+
+__all__ = ["dpc_knn_scores", "select_tokens", "prune_tokens", "num_kept", "DPCPruning"]
+
+#: default budget (elements) for one ``B x chunk x N`` float32 block of distances (256 MiB)
+DEFAULT_MAX_ELEMENTS = 1 << 26
+
+
+def num_kept(num_tokens: int, eps: float) -> int:
+    """Number of tokens kept out of ``num_tokens`` at pruning ratio ``eps``: ``ceil(N / eps)``."""
+    if eps < 1:
+        raise ValueError(f"pruning ratio eps must be >= 1, got {eps}")
+    return max(1, math.ceil(num_tokens / eps - 1e-9))
+
+
+def _sq_dists(rows: torch.Tensor, x: torch.Tensor, sq_rows: torch.Tensor, sq_all: torch.Tensor) -> torch.Tensor:
+    """Squared distances ``B x R x N`` between ``rows`` (``B x R x C``) and ``x`` (``B x N x C``)."""
+    d = sq_rows.unsqueeze(2) + sq_all.unsqueeze(1) - 2.0 * torch.bmm(rows, x.transpose(1, 2))
+    return d.clamp_min_(0.0)
+
+
+def _chunk_rows(b: int, n: int, chunk_size: int | None) -> int:
+    if chunk_size is None:
+        chunk_size = max(1, DEFAULT_MAX_ELEMENTS // max(1, b * n))
+    return max(1, min(n, int(chunk_size)))
+
+
+@torch.no_grad()
+def dpc_knn_scores(
+    x: torch.Tensor,
+    k: int = 5,
+    tau: float | None = None,
+    normalize: bool = False,
+    chunk_size: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Local density ``rho``, distance to a denser token ``delta`` and ``score = rho * delta``.
+
+    Args:
+        x: tokens, ``B x N x C`` (any float dtype; computed in float32).
+        k: number of nearest *other* tokens in the density (clamped to ``N - 1``).
+        tau: temperature; ``None`` means ``C`` (raw distances) or ``1`` (``normalize=True``).
+        normalize: divide squared distances by ``C`` first (TCFormer's ``cdist / sqrt(C)``).
+        chunk_size: rows of the distance matrix per chunk; ``None`` picks it so that one
+            ``B x chunk x N`` float32 block stays under 256 MiB.
+
+    Returns:
+        ``(rho, delta, score)``, each ``B x N`` float32 on ``x.device``.
+    """
+    log_rho, delta = _dpc_log_density_delta(x, k, tau, normalize, chunk_size)
+    rho = torch.exp(log_rho)
+    return rho, delta, rho * delta
+
+
+@torch.no_grad()
+def _dpc_log_density_delta(
+    x: torch.Tensor, k: int, tau: float | None, normalize: bool, chunk_size: int | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(log rho, delta)``, each ``B x N`` float32 (see :func:`dpc_knn_scores`)."""
+    if x.dim() != 3:
+        raise ValueError(f"dpc_knn_scores expects tokens B x N x C, got shape {tuple(x.shape)}")
+    b, n, c = x.shape
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    if tau is None:
+        tau = 1.0 if normalize else float(c)
+    if tau <= 0:
+        raise ValueError(f"tau must be > 0, got {tau}")
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        xf = x.detach().float()
+        xf = xf - xf.mean(dim=1, keepdim=True)  # distances are translation invariant; better precision
+        sq = (xf * xf).sum(-1)  # B x N
+        scale = 1.0 / c if normalize else 1.0
+        kk = min(k, n - 1)
+        rows_per = _chunk_rows(b, n, chunk_size)
+        arange = torch.arange(n, device=x.device)
+        single = rows_per >= n
+
+        # pass 1: log-density from the k nearest other tokens
+        log_rho = torch.zeros(b, n, device=x.device, dtype=torch.float32)
+        d_full = None
+        for s in range(0, n, rows_per):
+            e = min(n, s + rows_per)
+            d = _sq_dists(xf[:, s:e], xf, sq[:, s:e], sq)
+            if scale != 1.0:
+                d.mul_(scale)
+            if single:
+                d_full = d
+            if kk > 0:
+                d_knn = d.clone() if single else d
+                d_knn[:, arange[s:e] - s, arange[s:e]] = float("inf")  # exclude self
+                knn = torch.topk(d_knn, kk, dim=-1, largest=False, sorted=False).values
+                log_rho[:, s:e] = -knn.sum(-1) / (kk * tau)
+
+        # strict total order: rank 0 = densest; ties in rho go to the lower index
+        order = torch.sort(log_rho, dim=1, descending=True, stable=True).indices
+        rank = torch.empty_like(order)
+        rank.scatter_(1, order, arange.expand(b, n))
+
+        # pass 2: distance to the nearest denser token
+        delta = torch.empty(b, n, device=x.device, dtype=torch.float32)
+        for s in range(0, n, rows_per):
+            e = min(n, s + rows_per)
+            if single:
+                d = d_full
+            else:
+                d = _sq_dists(xf[:, s:e], xf, sq[:, s:e], sq)
+                if scale != 1.0:
+                    d.mul_(scale)
+            d[:, arange[s:e] - s, arange[s:e]] = 0.0  # exact zero on the diagonal
+            dist = d.sqrt_()
+            denser = rank.unsqueeze(1) < rank[:, s:e].unsqueeze(2)  # B x R x N: j denser than i
+            dmin = dist.masked_fill(~denser, float("inf")).amin(dim=-1)
+            dmax = dist.amax(dim=-1)
+            delta[:, s:e] = torch.where(torch.isinf(dmin), dmax, dmin)
+    return log_rho, delta
+
+
+@torch.no_grad()
+def select_tokens(score: torch.Tensor, num_keep: int, log_score: torch.Tensor | None = None) -> torch.Tensor:
+    """Indices (``B x num_keep``, ascending) of the ``num_keep`` highest scores; ties -> lower index.
+
+    ``log_score``, when given, is sorted instead of ``score`` (same order, no underflow).
+    """
+    key = score if log_score is None else log_score
+    top = torch.sort(key, dim=1, descending=True, stable=True).indices[:, :num_keep]
+    return torch.sort(top, dim=1).values
+
+
+def _select_from_x(x, num_keep, k, tau, normalize, chunk_size):
+    """Selected indices ``B x num_keep`` (ascending) and ``(rho, delta, score)`` for ``x``."""
+    log_rho, delta = _dpc_log_density_delta(x, k, tau, normalize, chunk_size)
+    with torch.no_grad():
+        rho = torch.exp(log_rho)
+        # log rho + log delta orders like rho * delta but cannot underflow (delta == 0 -> -inf)
+        idx = select_tokens(rho * delta, num_keep, log_score=log_rho + torch.log(delta))
+    return idx, (rho, delta, rho * delta)
+
+
+def gather_tokens(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``x[b, index[b]]``: ``B x N x C`` and ``B x M`` -> ``B x M x C`` (differentiable in ``x``)."""
+    return torch.gather(x, 1, index.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+
+
+def prune_tokens(
+    x: torch.Tensor,
+    eps: float,
+    k: int = 5,
+    tau: float | None = None,
+    normalize: bool = False,
+    chunk_size: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Keep the ``ceil(N / eps)`` DPC-KNN cluster-centre tokens of ``x`` (``B x N x C``).
+
+    Returns ``(kept_tokens B x M x C, kept_index B x M)``; indices ascending (original order).
+    ``eps == 1`` keeps every token in its original order and skips the computation.
+    """
+    if x.dim() != 3:
+        raise ValueError(f"prune_tokens expects tokens B x N x C, got shape {tuple(x.shape)}")
+    b, n, _ = x.shape
+    m = num_kept(n, eps)
+    if m >= n:
+        return x, torch.arange(n, device=x.device).expand(b, n)
+    idx, _ = _select_from_x(x, m, k, tau, normalize, chunk_size)
+    return gather_tokens(x, idx), idx
+
+
+class DPCPruning(nn.Module):
+    """DPC-KNN token pruning as a module (no parameters): ``B x N x C -> B x M x C``.
+
+    ``forward(x, return_scores=False)`` returns ``(kept, kept_index, scores)`` where ``scores``
+    is ``(rho, delta, score)`` (each ``B x N``) when asked for or computed, else ``None``.
+    With ``eps == 1`` nothing is computed unless ``return_scores`` is set (for drawing).
+    """
+
+    def __init__(self, eps: float = 1.0, k: int = 5, tau: float | None = None,
+                 normalize: bool = False, chunk_size: int | None = None) -> None:
+        super().__init__()
+        num_kept(1, eps)  # validates eps
+        self.eps, self.k, self.tau, self.normalize, self.chunk_size = float(eps), int(k), tau, normalize, chunk_size
+
+    def extra_repr(self) -> str:
+        return f"eps={self.eps:g}, k={self.k}, tau={self.tau}, normalize={self.normalize}"
+
+    def forward(self, x: torch.Tensor, return_scores: bool = False):
+        b, n, _ = x.shape
+        m = num_kept(n, self.eps)
+        if m >= n and not return_scores:
+            return x, torch.arange(n, device=x.device).expand(b, n), None
+        idx, scores = _select_from_x(x, m, self.k, self.tau, self.normalize, self.chunk_size)
+        if m >= n:
+            return x, torch.arange(n, device=x.device).expand(b, n), scores
+        return gather_tokens(x, idx), idx, scores
