@@ -306,7 +306,7 @@ def _categories() -> list[dict]:
 
 def _render_video(rng: np.random.Generator, vid_num: int, split: str, n_frames: int, size: tuple[int, int],
                   people: tuple[int, int], cfg: dict, out_dir: Path, jpeg_quality: int,
-                  bar: tqdm | None) -> dict:
+                  bar: tqdm | None, draw_people: bool = True) -> dict:
     w, h = size
     vid = f"{vid_num:06d}"
     bg = _background(rng, size, cfg)
@@ -336,7 +336,8 @@ def _render_video(rng: np.random.Generator, vid_num: int, split: str, n_frames: 
             persons[k].draw(canvas, mask, p)
             _texture(canvas, mask, persons[k].s, p["pelvis"], rng)
             m = mask > 127
-            img[m] = canvas[m]
+            if draw_people:
+                img[m] = canvas[m]
             rank[m] = r_idx
         if occluder is not None:
             pos = occluder["pos"] + occluder["vel"] * t
@@ -404,7 +405,7 @@ def _render_video(rng: np.random.Generator, vid_num: int, split: str, n_frames: 
 def generate_synthetic_posetrack(out_dir: str | Path, n_videos: int = 4, n_frames: int = 12, seed: int = 0,
                                  size: tuple[int, int] = (384, 288), people_per_frame: tuple[int, int] = (1, 3),
                                  n_val_videos: int = 2, difficulty: str = "medium", jpeg_quality: int = 92,
-                                 progress: bool = True) -> dict[str, Path]:
+                                 progress: bool = True, draw_people: bool = True) -> dict[str, Path]:
     """Render a synthetic PoseTrack-format set (see the module docstring for the layout and labels).
 
     Args:
@@ -416,6 +417,10 @@ def generate_synthetic_posetrack(out_dir: str | Path, n_videos: int = 4, n_frame
         people_per_frame: inclusive range of the number of people per video.
         difficulty: ``"easy"`` (large people, no occluder/blur), ``"medium"`` or ``"hard"``
             (see :data:`DIFFICULTIES`).
+        jpeg_quality: quality of the written jpgs.
+        progress: show a tqdm bar.
+        draw_people: False renders the very same videos (same random stream, same labels) without
+            compositing the people: the bare backgrounds and occluders, for checks.
     Returns:
         ``{"train": <out_dir>/annotations/train.json, "val": .../val.json}`` (the merged jsons;
         the per-video jsons sit in ``annotations/<split>/``).
@@ -442,7 +447,7 @@ def generate_synthetic_posetrack(out_dir: str | Path, n_videos: int = 4, n_frame
             for v in range(n):
                 rng = np.random.default_rng(np.random.SeedSequence([int(seed), code, v]))
                 data = _render_video(rng, base + v, split, n_frames, (w, h), (lo, hi), cfg, out_dir,
-                                     jpeg_quality, bar)
+                                     jpeg_quality, bar, draw_people)
                 write_json(out_dir / "annotations" / split / f"{base + v:06d}.json", data)
                 merged["images"] += data["images"]
                 merged["annotations"] += data["annotations"]

@@ -1,0 +1,108 @@
+"""The heatmap codec and the affine crop helpers."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from ftp_pose.data import (affine_points, box_to_center_scale, decode_heatmaps, encode_heatmaps, flip_heatmaps,
+                           get_affine_transform, heatmap_to_image_coords, input_to_heatmap, invert_affine)
+from ftp_pose.data.transforms import crop_frames
+
+
+def _random_joints(rng: np.random.Generator, n: int = 17, border: float = 12) -> np.ndarray:
+    """Random joints in a 256 x 192 input, at least ``border`` input pixels from its edge."""
+    return np.stack([rng.uniform(border, 191 - border, n), rng.uniform(border, 255 - border, n)], 1)
+
+
+# DARK without blur inverts the Gaussian exactly wherever the argmax has 4 neighbours; the
+# 11 x 11 blur (for real, noisy predictions) bends Gaussians cut by the border, so that case is
+# checked on joints at least 6 heatmap pixels inside.
+@pytest.mark.parametrize("refine,blur,border,tol", [("dark", 0, 6, 1e-3), ("dark", 11, 24, 0.05),
+                                                     ("quarter", 0, 6, 0.55), (None, 0, 6, 0.75)])
+def test_encode_then_decode_returns_the_joint(refine, blur, border, tol) -> None:
+    rng = np.random.default_rng(0)
+    xy = _random_joints(rng, 50, border)
+    hm, w = encode_heatmaps(xy, np.ones(50))
+    assert hm.shape == (50, 64, 48) and hm.dtype == np.float32 and w.sum() == 50
+    coords, maxvals = decode_heatmaps(hm[None], refine=refine, blur_kernel=blur)
+    err = np.abs(coords[0] - input_to_heatmap(xy)).max()
+    assert err < tol, err
+    assert np.all(maxvals > 0.5)
+
+
+def test_invisible_and_outside_joints_get_zero_weight() -> None:
+    xy = np.full((17, 2), 100.0)
+    xy[1] = (-10, 50)
+    xy[2] = (100, 300)
+    vis = np.ones(17)
+    vis[3] = 0
+    hm, w = encode_heatmaps(xy, vis)
+    assert w[[1, 2, 3]].sum() == 0 and w.sum() == 14
+    assert hm[[1, 2, 3]].sum() == 0
+
+
+def test_decode_accepts_torch_and_batches() -> None:
+    rng = np.random.default_rng(1)
+    hms = np.stack([encode_heatmaps(_random_joints(rng), np.ones(17))[0] for _ in range(3)])
+    c_np, v_np = decode_heatmaps(hms)
+    c_t, v_t = decode_heatmaps(torch.from_numpy(hms))
+    assert c_np.shape == (3, 17, 2) and v_np.shape == (3, 17)
+    np.testing.assert_allclose(c_np, c_t)
+
+
+def test_affine_matches_hrnet_three_point_construction() -> None:
+    center, scale, rot, size = np.array([300.0, 200.0]), np.array([150.0, 200.0]), 30.0, (192, 256)
+    # HRNet: src centre / a point half a width "up" (rotated) / perpendicular third point
+    r = np.deg2rad(rot)
+    src_dir = np.array([0 * np.cos(r) - (-75) * np.sin(r), 0 * np.sin(r) + (-75) * np.cos(r)])
+    src = np.float32([center, center + src_dir, center + src_dir + np.array([src_dir[1], -src_dir[0]])])
+    dst_c = np.array([96.0, 128.0])
+    dst_dir = np.array([0.0, -96.0])
+    dst = np.float32([dst_c, dst_c + dst_dir, dst_c + dst_dir + np.array([dst_dir[1], -dst_dir[0]])])
+    ref = cv2.getAffineTransform(src, dst)
+    m = get_affine_transform(center, scale, rot, size)
+    np.testing.assert_allclose(m, ref, atol=1e-3)
+    np.testing.assert_allclose(get_affine_transform(center, scale, rot, size, inv=True), invert_affine(m), atol=1e-4)
+    np.testing.assert_allclose(affine_points(center[None], m)[0], dst_c, atol=1e-4)
+
+
+def test_box_to_center_scale_fixes_aspect_and_enlarges() -> None:
+    c, s = box_to_center_scale([10, 20, 100, 50], aspect=0.75, enlarge=1.25)
+    np.testing.assert_allclose(c, [60, 45])
+    np.testing.assert_allclose(s, [125, 125 / 0.75], rtol=1e-6)
+    c, s = box_to_center_scale([0, 0, 30, 200], aspect=0.75, enlarge=1.0)
+    np.testing.assert_allclose(s, [150, 200], rtol=1e-6)
+
+
+def test_crop_puts_image_pixels_where_the_affine_says() -> None:
+    img = np.zeros((120, 160, 3), np.uint8)
+    img[40, 70] = 255
+    m = get_affine_transform([80, 60], [60, 80], 20.0, (48, 64))
+    crop = crop_frames([img], m, (48, 64))[0]
+    peak = np.unravel_index(crop[..., 0].argmax(), crop.shape[:2])
+    expected = affine_points(np.array([[70.0, 40.0]]), m)[0]
+    assert abs(peak[1] - expected[0]) <= 1 and abs(peak[0] - expected[1]) <= 1
+
+
+def test_heatmap_to_image_roundtrip() -> None:
+    rng = np.random.default_rng(2)
+    joints_img = np.stack([rng.uniform(300, 420, 17), rng.uniform(100, 300, 17)], 1)
+    m = get_affine_transform([360, 200], [180, 240], -25.0, (192, 256))
+    hm, _ = encode_heatmaps(affine_points(joints_img, m), np.ones(17))
+    coords, _ = decode_heatmaps(hm[None])
+    back = heatmap_to_image_coords(coords, invert_affine(m)[None])
+    assert np.abs(back[0] - joints_img).max() < 0.1
+
+
+def test_flip_heatmaps_numpy_and_torch_agree_and_invert() -> None:
+    rng = np.random.default_rng(3)
+    hm = rng.random((2, 17, 8, 6)).astype(np.float32)
+    f = flip_heatmaps(hm)
+    np.testing.assert_allclose(f[:, 5], hm[:, 6, :, ::-1])
+    np.testing.assert_allclose(f[:, 0], hm[:, 0, :, ::-1])
+    np.testing.assert_allclose(flip_heatmaps(f), hm)
+    np.testing.assert_allclose(flip_heatmaps(torch.from_numpy(hm)).numpy(), f)
+    shifted = flip_heatmaps(hm, shift=True)
+    np.testing.assert_allclose(shifted[..., 1:], f[..., :-1])
