@@ -21,3 +21,15 @@ def sample_root() -> Path:
 def posetrack18_root(sample_root: Path) -> Path:
     """The real PoseTrack 2018 sample folder (``annotations/``, ``images/``, ``videos/``)."""
     return sample_root / "posetrack18"
+
+
+@pytest.fixture(scope="session")
+def synth_root(tmp_path_factory) -> Path:
+    """A tiny synthetic PoseTrack-format set (2 train + 1 val videos x 6 frames, 256x192 frames,
+    seed 0) rendered once per test session; ``annotations/{train,val}.json`` and per-video jsons."""
+    from ftp_pose.data.synthetic import generate_synthetic_posetrack
+
+    root = tmp_path_factory.mktemp("synth")
+    generate_synthetic_posetrack(root, n_videos=2, n_val_videos=1, n_frames=6, seed=0, size=(256, 192),
+                                 progress=False)
+    return root
