@@ -8,6 +8,7 @@ from ftp_pose.data.heatmaps import (decode_heatmaps, encode_heatmaps, flip_heatm
 from ftp_pose.data.posetrack import (IMAGENET_MEAN, IMAGENET_STD, AugmentConfig, FrameInfo, PersonAnnotation,
                                      PoseTrackClipDataset, PoseTrackSet, denormalize, load_posetrack, normalize,
                                      read_rgb)
+from ftp_pose.data.synthetic import generate_synthetic_posetrack
 from ftp_pose.data.transforms import (affine_points, box_to_center_scale, compose_affine, crop_frames,
                                       flip_affine, get_affine_transform, invert_affine)
 
@@ -22,10 +23,3 @@ __all__ = [
     "generate_synthetic_posetrack",
 ]
 
-
-def __getattr__(name: str):
-    # the synthetic renderer is imported lazily (it is only needed by `synth`, `show` and tests)
-    if name == "generate_synthetic_posetrack":
-        from ftp_pose.data.synthetic import generate_synthetic_posetrack
-        return generate_synthetic_posetrack
-    raise AttributeError(f"module 'ftp_pose.data' has no attribute {name!r}")
