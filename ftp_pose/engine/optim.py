@@ -10,27 +10,38 @@ from ftp_pose.engine.config import OptimConfig
 
 #: parameter names that never get weight decay (besides every 1-D tensor: biases and norms)
 _NO_DECAY_NAMES = ("pos_embed", "temporal_embed", "time_embed", "cls_token", "mask_token", "relative_position")
-_BLOCK_RE = re.compile(r"(?:^|\.)backbone\.(?:.*\.)?blocks\.(\d+)\.")
+#: Transformer block stacks in forward order (ViTPose layer decay continues through them):
+#: the backbone, then the LRB's spatio-temporal blocks, then the shared refinement blocks
+_STAGES = (re.compile(r"^backbone\.(?:.*\.)?blocks\.(\d+)\."), re.compile(r"^mgfe\.lrb\.blocks\.(\d+)\."),
+           re.compile(r"^mgfe\.refine\.(\d+)\."))
+
+
+def _stage_depths(model: nn.Module) -> list[int]:
+    depths = []
+    for rx in _STAGES:
+        ids = {int(m.group(1)) for n, _ in model.named_parameters() if (m := rx.search(n))}
+        depths.append(max(ids) + 1 if ids else 0)
+    return depths
 
 
 def backbone_depth(model: nn.Module) -> int:
-    """Number of ``backbone...blocks.<i>`` Transformer blocks (0 when the model has none)."""
-    ids = {int(m.group(1)) for n, _ in model.named_parameters() if (m := _BLOCK_RE.search(n))}
-    return max(ids) + 1 if ids else 0
+    """Number of Transformer blocks that get layer decay (backbone + LRB + refinement blocks)."""
+    return sum(_stage_depths(model))
 
 
-def layer_id(name: str, depth: int) -> int:
-    """ViTPose layer id of a parameter: 0 for the backbone stem, i+1 for block i, depth+1 for the rest.
-
-    Parameters outside the backbone (MGFE, fusion, head) get ``depth + 1``, i.e. the full lr.
-    """
-    m = _BLOCK_RE.search(name)
-    if m:
-        return int(m.group(1)) + 1
-    if name.startswith("backbone.") or ".backbone." in name:
-        # patch/pos embeddings -> 0; a final backbone norm -> depth + 1
-        return depth + 1 if re.search(r"(^|\.)norm\.", name.split("backbone.", 1)[1]) else 0
-    return depth + 1
+def layer_id(name: str, depths: list[int]) -> int:
+    """ViTPose layer id: 0 for the backbone stem (patch/pos embeddings), 1.. for the blocks in forward
+    order (backbone blocks, LRB blocks, refinement blocks), ``sum(depths) + 1`` for everything else
+    (norms after the backbone, HRB, fusion, head: the full lr)."""
+    offset = 0
+    for rx, d in zip(_STAGES, depths):
+        m = rx.search(name)
+        if m:
+            return offset + int(m.group(1)) + 1
+        offset += d
+    if name.startswith("backbone.") and not re.search(r"(^|\.)norm\.", name[len("backbone."):]):
+        return 0
+    return offset + 1
 
 
 def param_groups(model: nn.Module, cfg: OptimConfig) -> list[dict]:
@@ -38,13 +49,14 @@ def param_groups(model: nn.Module, cfg: OptimConfig) -> list[dict]:
 
     Group ``lr = cfg.lr * lr_scale``; the scheduler multiplies each group's base lr, so the scale stays.
     """
-    depth = backbone_depth(model)
+    depths = _stage_depths(model)
+    depth = sum(depths)
     groups: dict[tuple[int, bool], dict] = {}
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
         no_decay = p.ndim <= 1 or name.endswith(".bias") or any(k in name for k in _NO_DECAY_NAMES)
-        lid = layer_id(name, depth) if cfg.layer_decay != 1.0 else depth + 1
+        lid = layer_id(name, depths) if cfg.layer_decay != 1.0 else depth + 1
         scale = cfg.layer_decay ** (depth + 1 - lid)
         key = (lid, no_decay)
         if key not in groups:

@@ -163,15 +163,25 @@ def build_dataset(cfg: TrainConfig, split: str) -> Dataset:
 
 
 def build_model_from_config(cfg: TrainConfig) -> nn.Module:
-    """``ftp_pose.models.build_model`` with the config's variant, backbone, ratios and overrides."""
+    """``ftp_pose.models.build_model`` with the config's variant, backbone, ratios and overrides.
+
+    The model's input size is ``data.input_size`` (unless ``model.overrides.img_size`` says
+    otherwise); its heatmap size must equal ``data.heatmap_size``. ``model.pretrained`` (a
+    checkpoint path) is loaded by build_model.
+    """
+    from ftp_pose.engine.config import ConfigError
     from ftp_pose.models import build_model
 
     m = cfg.model
-    model = build_model(m.name, backbone=m.backbone, eps_h=m.eps_h, eps_l=m.eps_l, **m.overrides)
+    kwargs = dict(m.overrides)
+    kwargs.setdefault("img_size", tuple(cfg.data.input_size))
     if m.pretrained:
-        from ftp_pose.models import load_pretrained
-
-        load_pretrained(model, str(resolve_path(m.pretrained)))
+        kwargs["pretrained"] = str(resolve_path(m.pretrained))
+    model = build_model(m.name, backbone=m.backbone, eps_h=m.eps_h, eps_l=m.eps_l, **kwargs)
+    hm = tuple(getattr(model.config, "heatmap_size", cfg.data.heatmap_size))
+    if hm != tuple(cfg.data.heatmap_size):
+        raise ConfigError(f"{cfg.source}: data.heatmap_size {tuple(cfg.data.heatmap_size)} does not match the "
+                          f"model's heatmaps {hm} (input {kwargs['img_size']})")
     return model
 
 
