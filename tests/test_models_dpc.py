@@ -168,3 +168,28 @@ def test_module_has_no_parameters_and_returns_scores() -> None:
 def test_bad_shape_error() -> None:
     with pytest.raises(ValueError, match="B x N x C"):
         dpc_knn_scores(torch.randn(5, 4))
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "nearest"])
+def test_upsampled_path_matches_explicit_upsampling(mode: str) -> None:
+    """DPC of interpolated tokens computed from the small Gram matrix == DPC of the explicit tokens
+    (up to float-level ties between exact duplicates, which keep a different identical copy)."""
+    import torch.nn.functional as F
+
+    from ftp_pose.models.dpc import dpc_knn_scores_upsampled
+
+    g = torch.Generator().manual_seed(4)
+    low = torch.randn(2, 48, 16, generator=g)  # an 8 x 6 grid
+    kw = {"align_corners": False} if mode == "bilinear" else {}
+    up = F.interpolate(low.transpose(1, 2).reshape(2, 16, 8, 6), scale_factor=4, mode=mode, **kw)
+    up = up.flatten(2).transpose(1, 2)  # 2 x 768 x 16
+    rho, delta, _ = dpc_knn_scores(up)
+    rho_u, delta_u, _ = dpc_knn_scores_upsampled(low, (8, 6), 4, mode)
+    torch.testing.assert_close(rho_u, rho, rtol=1e-5, atol=1e-5)
+    _, idx_e, _ = DPCPruning(eps=6)(up)
+    kept_u, idx_u, _ = DPCPruning(eps=6)(low, values=up, upsample=((8, 6), 4, mode))
+    assert idx_u.shape == idx_e.shape == (2, 128)
+    for b in range(2):  # same kept features (as a set of vectors)
+        fe = {tuple(v) for v in up[b, idx_e[b]].round(decimals=4).tolist()}
+        fu = {tuple(v) for v in kept_u[b].round(decimals=4).tolist()}
+        assert len(fe & fu) >= 0.95 * len(fe)
