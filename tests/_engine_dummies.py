@@ -104,3 +104,49 @@ def ddp_worker(rank: int, world: int, port: int, cfg_dict: dict, out: str) -> No
     finally:
         D.cleanup()
     Path(out).touch()
+
+
+# ----------------------------------------------------------------------------- real-model helpers
+
+#: build_model overrides for a CPU-sized model (the same sizes as configs/quick_cpu.yaml's)
+TINY_OVERRIDES = ["model.backbone=tiny", "model.overrides.depth=1", "model.overrides.embed_dim=48",
+                  "model.overrides.num_heads=2"]
+
+
+def make_tiny_checkpoint(path: Path, name: str = "ftp_pose", seed: int = 0) -> Path:
+    """A checkpoint of an untrained tiny model with its config, as ``train`` writes it (weights only)."""
+    from ftp_pose.engine.checkpoint import save_checkpoint
+    from ftp_pose.engine.quick import quick_config
+    from ftp_pose.engine.train import build_model_from_config
+
+    cfg = quick_config(path.parent, [f"model.name={name}"])
+    torch.manual_seed(seed)
+    model = build_model_from_config(cfg)
+    return save_checkpoint(path, {"model": model.state_dict(), "config": cfg.to_dict(), "epoch": 0,
+                                  "global_step": 0})
+
+
+class OracleModel(nn.Module):
+    """Returns the ground-truth target heatmaps of the clips it was given (looked up by content).
+
+    ``targets`` maps a clip's key to its ``J x h x w`` heatmaps; mirrored clips get the mirrored,
+    joint-swapped targets, so flip test averages to the targets again.
+    """
+
+    def __init__(self, dataset):
+        super().__init__()
+        from ftp_pose.data import flip_heatmaps
+
+        self.table: dict[bytes, torch.Tensor] = {}
+        for i in range(len(dataset)):
+            item = dataset[i]
+            hm = item["heatmaps"]
+            self.table[self.key(item["clip"])] = hm
+            self.table[self.key(torch.flip(item["clip"], dims=[-1]))] = flip_heatmaps(hm[None])[0]
+
+    @staticmethod
+    def key(clip: torch.Tensor) -> bytes:
+        return clip[:, :, ::7, ::5].contiguous().numpy().round(3).tobytes()
+
+    def forward(self, clips: torch.Tensor) -> torch.Tensor:
+        return torch.stack([self.table[self.key(c.cpu())] for c in clips])
