@@ -216,12 +216,17 @@ def _dpc_upsampled_log_density_delta(
         up = _interp(xf.transpose(1, 2).reshape(b, c, h, w), factor, mode).reshape(b, c, n)
         sq = (up * up).sum(1)  # B x N
         gram = torch.bmm(xf, xf.transpose(1, 2))  # B x m x m
-        # G W^T: interpolate over the second index -> B x m x N, then transposed: B x N x m
-        gw = _interp(gram.reshape(b, m, h, w), factor, mode).reshape(b, m, n).transpose(1, 2)
+
+        def interp_last(t: torch.Tensor) -> torch.Tensor:
+            # B x R x m -> B x R x N, interpolating each row as a 1-channel h x w image
+            r = t.shape[1]
+            return _interp(t.reshape(b * r, 1, h, w), factor, mode).reshape(b, r, n)
+
+        gw = interp_last(gram).transpose(1, 2).contiguous()  # (G W^T)^T = W G: B x N x m
 
         def dist_rows(s: int, e: int) -> torch.Tensor:
-            # rows s:e of W G W^T (symmetric) = interpolation of (G W^T)^T[s:e] over its last index
-            g = _interp(gw[:, s:e].reshape(b, e - s, h, w), factor, mode).reshape(b, e - s, n)
+            # rows s:e of W G W^T = interpolation of (W G)[s:e] over its last index
+            g = interp_last(gw[:, s:e])
             d = (sq[:, s:e].unsqueeze(2) + sq.unsqueeze(1)).sub_(g, alpha=2.0).clamp_min_(0.0)
             return d.mul_(scale) if scale != 1.0 else d
 

@@ -1,0 +1,301 @@
+"""Benchmark the variants side by side: params, GFLOPs, latency, FPS and the DPC selection time.
+
+``python -m ftp_pose bench [--variants baseline multigrained ftp_pose] [--eps-grid] [--backbone base]
+[--batch 1] [--throughput-batch 32] [--amp/--no-amp] [--device auto|cpu|cuda] [--warmup N]
+[--repeats N] [--compile] [--quick] [--out figures/bench_<device>.json]``
+
+* FLOPs come from ``torch.utils.flop_counter.FlopCounterMode`` (one forward at batch 1, counted
+  per sample; a multiply-add counts 2), broken down by part through the module hierarchy:
+  backbone, LRB, HRB upsample, DPC, refine, fusion, head. CPU attention
+  (``_scaled_dot_product_flash_attention_for_cpu``) is not in PyTorch's table and is added here.
+* Latency: median over ``repeats`` timed forwards after ``warmup`` ones, ``torch.cuda.synchronize()``
+  around each on CUDA; FPS = samples per second (at batch 1 and at the throughput batch).
+* ``dpc_ms``: the DPC selection alone inside the model, timed by synchronising hooks around the
+  pruning modules in a separate run (so the hooks do not disturb the main timing); ``dpc_frac``
+  is its share of that run's forward time.
+* AMP: bf16 autocast on CUDA by default, off on the CPU. The code path is device-agnostic.
+
+Writes a markdown table to stdout and ``figures/bench_<device-slug>.json`` atomically
+(``..._quick.json`` in quick mode, so that quick runs do not overwrite real measurements).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import platform
+import re
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
+
+from ftp_pose.io import write_json
+from ftp_pose.paths import figures_dir, quick_mode
+
+__all__ = ["count_flops", "time_forward", "bench_variant", "run_bench", "device_name", "add_cli_arguments", "run_cli"]
+
+#: part name -> module paths (relative to the model) whose FLOPs it sums
+PARTS: dict[str, tuple[str, ...]] = {
+    "backbone": ("backbone",),
+    "lrb": ("mgfe.lrb",),
+    "hrb_upsample": ("mgfe.hr_up",),
+    "dpc": ("mgfe.prune_l", "mgfe.prune_h"),
+    "refine": ("mgfe.refine",),
+    "fusion": ("fusion",),
+    "head": ("head",),
+}
+EPS_GRID = (1, 3, 6, 10)
+QUICK_OVERRIDES = dict(depth=1, lrb_depth=1, refine_depth=1)
+
+
+def _cpu_sdpa_flop(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+    return sdpa_flop_count(query_shape, key_shape, value_shape)
+
+
+def _custom_flops() -> dict:
+    op = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+    return {op: _cpu_sdpa_flop} if op is not None else {}
+
+
+def _module_flops(counts: dict[str, dict], path: str) -> int:
+    """Total FLOPs of the module at ``path`` (a ModuleList sums its direct children)."""
+    if path in counts:
+        return int(sum(counts[path].values()))
+    depth = path.count(".") + 1
+    return int(sum(sum(v.values()) for k, v in counts.items() if k.startswith(path + ".") and k.count(".") == depth))
+
+
+def count_flops(model: nn.Module, clips: torch.Tensor) -> tuple[int, dict[str, int]]:
+    """FLOPs of one forward of ``model`` on ``clips`` (total, per part of :data:`PARTS`)."""
+    with torch.no_grad(), FlopCounterMode(display=False, depth=None, custom_mapping=_custom_flops()) as fc:
+        model(clips)
+    counts = fc.get_flop_counts()
+    root = type(model).__name__
+    parts = {name: sum(_module_flops(counts, f"{root}.{p}") for p in paths) for name, paths in PARTS.items()}
+    total = int(fc.get_total_flops())
+    parts["other"] = total - sum(parts.values())
+    return total, parts
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _autocast(device: torch.device, amp: bool):
+    if amp and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def time_forward(model: nn.Module, clips: torch.Tensor, warmup: int, repeats: int, amp: bool) -> list[float]:
+    """Wall-clock milliseconds of ``repeats`` forwards (after ``warmup``), synchronised on CUDA."""
+    device = clips.device
+    times = []
+    with torch.no_grad(), _autocast(device, amp):
+        for i in range(warmup + repeats):
+            _sync(device)
+            t0 = time.perf_counter()
+            model(clips)
+            _sync(device)
+            if i >= warmup:
+                times.append(1000.0 * (time.perf_counter() - t0))
+    return times
+
+
+def _time_dpc(model: nn.Module, clips: torch.Tensor, warmup: int, repeats: int, amp: bool) -> tuple[float, float]:
+    """(median DPC ms per forward, median forward ms) with synchronising hooks on the pruning modules."""
+    from ftp_pose.models.dpc import DPCPruning
+
+    device = clips.device
+    mods = [m for m in model.modules() if isinstance(m, DPCPruning) and m.eps > 1]
+    if not mods:
+        return 0.0, 0.0
+    acc: list[float] = [0.0]
+    start: dict[int, float] = {}
+
+    def pre(mod, args, kwargs):
+        _sync(device)
+        start[id(mod)] = time.perf_counter()
+
+    def post(mod, args, kwargs, out):
+        _sync(device)
+        acc[0] += 1000.0 * (time.perf_counter() - start[id(mod)])
+
+    handles = [m.register_forward_pre_hook(pre, with_kwargs=True) for m in mods]
+    handles += [m.register_forward_hook(post, with_kwargs=True) for m in mods]
+    dpc, total = [], []
+    try:
+        with torch.no_grad(), _autocast(device, amp):
+            for i in range(warmup + repeats):
+                acc[0] = 0.0
+                _sync(device)
+                t0 = time.perf_counter()
+                model(clips)
+                _sync(device)
+                if i >= warmup:
+                    dpc.append(acc[0])
+                    total.append(1000.0 * (time.perf_counter() - t0))
+    finally:
+        for h in handles:
+            h.remove()
+    return statistics.median(dpc), statistics.median(total)
+
+
+def device_name(device: torch.device) -> str:
+    """GPU name, or the CPU model (from /proc/cpuinfo when available)."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "cpu"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "device"
+
+
+def bench_variant(name: str, device: torch.device, *, backbone: str = "base", eps_h: float | None = None,
+                  eps_l: float | None = None, batch: int = 1, throughput_batch: int = 32, amp: bool = False,
+                  warmup: int = 10, repeats: int = 50, compile: bool = False, label: str | None = None,
+                  overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One row of the benchmark for variant ``name`` (see :func:`ftp_pose.models.build_model`)."""
+    from ftp_pose.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(name, backbone=backbone, eps_h=eps_h, eps_l=eps_l, **(overrides or {})).eval()
+    cfg = model.config
+    t, (h, w) = cfg.num_frames, cfg.input_size
+    params = sum(p.numel() for p in model.parameters())
+    flops, parts = count_flops(model, torch.randn(1, t, 3, h, w))
+    model.to(device)
+    runner = torch.compile(model) if compile else model
+    row: dict[str, Any] = {"name": label or name, "variant": name, "eps_h": cfg.eps_h if cfg.use_hrb else None,
+                           "eps_l": cfg.eps_l, "params_m": round(params / 1e6, 3), "gflops": round(flops / 1e9, 3),
+                           "breakdown_gflops": {k: round(v / 1e9, 3) for k, v in parts.items()}}
+    for tag, bs in (("", batch), ("_throughput", throughput_batch)):
+        clips = torch.randn(bs, t, 3, h, w, device=device)
+        ms = statistics.median(time_forward(runner, clips, warmup, repeats, amp))
+        row[f"latency{tag}_ms"] = round(ms, 3)
+        row[f"fps{tag}"] = round(1000.0 * bs / ms, 2)
+        if tag == "":
+            dpc_ms, hooked_ms = _time_dpc(model, clips, max(1, warmup // 2), repeats, amp)
+            row["dpc_ms"] = round(dpc_ms, 3)
+            row["dpc_frac"] = round(dpc_ms / hooked_ms, 4) if hooked_ms else 0.0
+    del model, runner
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return row
+
+
+def _resolve_device(spec: str) -> torch.device:
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if spec.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit("bench: --device cuda requested but CUDA is not available")
+    return torch.device(spec)
+
+
+def run_bench(variants: list[str] | None = None, *, eps_grid: bool = False, backbone: str = "base",
+              batch: int = 1, throughput_batch: int = 32, amp: bool | None = None, device: str = "auto",
+              warmup: int = 10, repeats: int = 50, compile: bool = False, quick: bool = False,
+              progress: bool = True) -> dict[str, Any]:
+    """Benchmark the variants (and, with ``eps_grid``, ``ftp_pose`` over eps_h x eps_l in {1,3,6,10}^2).
+
+    Returns the json-ready result (``device``, ``batch``, ``amp``, ``rows`` ...). ``quick``: tiny
+    backbone (1+1+1 blocks), throughput batch 2, 1 warm-up and 1 repeat, for a CPU smoke run.
+    """
+    from tqdm.auto import tqdm
+
+    dev = _resolve_device(device)
+    amp = (dev.type == "cuda") if amp is None else bool(amp)
+    overrides: dict[str, Any] = {}
+    if quick:
+        backbone, throughput_batch, warmup, repeats = "tiny", min(throughput_batch, 2), 1, 1
+        overrides = dict(QUICK_OVERRIDES)
+    jobs: list[tuple[str, str, float | None, float | None]] = [(v, v, None, None) for v in (variants or [])]
+    if eps_grid:
+        jobs += [(f"ftp_pose_h{eh}_l{el}", "ftp_pose", eh, el) for eh in EPS_GRID for el in EPS_GRID]
+    if not jobs:
+        raise ValueError("bench: nothing to run (give --variants and/or --eps-grid)")
+    rows = []
+    for label, name, eh, el in tqdm(jobs, desc="bench", disable=not progress):
+        rows.append(bench_variant(name, dev, backbone=backbone, eps_h=eh, eps_l=el, batch=batch,
+                                  throughput_batch=throughput_batch, amp=amp, warmup=warmup, repeats=repeats,
+                                  compile=compile, label=label, overrides=overrides))
+    result: dict[str, Any] = {
+        "device": device_name(dev), "device_type": dev.type, "batch": batch, "throughput_batch": throughput_batch,
+        "amp": amp, "backbone": backbone, "overrides": overrides, "quick": quick, "compile": compile,
+        "warmup": warmup, "repeats": repeats, "torch": torch.__version__, "rows": rows,
+    }
+    by = {r["name"]: r for r in rows}
+    if "ftp_pose" in by:
+        speed = {}
+        for ref in ("baseline", "multigrained"):
+            if ref in by:
+                speed[f"ftp_pose_vs_{ref}"] = {
+                    "fps": round(by["ftp_pose"]["fps"] / by[ref]["fps"], 3),
+                    "fps_throughput": round(by["ftp_pose"]["fps_throughput"] / by[ref]["fps_throughput"], 3),
+                    "flops": round(by[ref]["gflops"] / by["ftp_pose"]["gflops"], 3),
+                }
+        result["speedup"] = speed
+    return result
+
+
+def format_tables(result: dict[str, Any]) -> str:
+    """Two markdown tables: the main numbers, and the per-part GFLOPs breakdown."""
+    tb = result["throughput_batch"]
+    lines = [f"Device: {result['device']} | batch {result['batch']} | throughput batch {tb} | "
+             f"amp {result['amp']} | backbone {result['backbone']}", "",
+             f"| variant | params (M) | GFLOPs | latency (ms) | FPS | FPS @{tb} | DPC (ms) | DPC share |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in result["rows"]:
+        lines.append(f"| {r['name']} | {r['params_m']:.2f} | {r['gflops']:.2f} | {r['latency_ms']:.2f} | "
+                     f"{r['fps']:.1f} | {r['fps_throughput']:.1f} | {r['dpc_ms']:.2f} | {100 * r['dpc_frac']:.1f} % |")
+    parts = list(result["rows"][0]["breakdown_gflops"])
+    lines += ["", "GFLOPs per part (per sample)", "", "| variant | " + " | ".join(parts) + " |",
+              "|---|" + "---:|" * len(parts)]
+    for r in result["rows"]:
+        lines.append(f"| {r['name']} | " + " | ".join(f"{r['breakdown_gflops'][p]:.2f}" for p in parts) + " |")
+    for key, val in result.get("speedup", {}).items():
+        lines.append(f"\n{key}: FPS x{val['fps']} (batch {result['batch']}), x{val['fps_throughput']} "
+                     f"(batch {tb}), FLOPs ratio x{val['flops']}")
+    return "\n".join(lines)
+
+
+def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--variants", nargs="*", default=["baseline", "multigrained", "ftp_pose"],
+                        help="variants to run (default: the three of Table II)")
+    parser.add_argument("--eps-grid", action="store_true", help="also ftp_pose over eps_h x eps_l in {1,3,6,10}^2")
+    parser.add_argument("--backbone", default="base", help="tiny, small, base (paper) or large")
+    parser.add_argument("--batch", type=int, default=1, help="batch for latency (default 1)")
+    parser.add_argument("--throughput-batch", type=int, default=32, help="batch for throughput FPS")
+    parser.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
+                        help="bf16 autocast (default: on for CUDA, off on the CPU)")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:i]")
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=50)
+    parser.add_argument("--compile", action="store_true", help="torch.compile the models before timing")
+    parser.add_argument("--quick", action="store_true", help="tiny model, few repeats (also FTP_POSE_QUICK=1)")
+    parser.add_argument("--out", default=None, help="json path (default figures/bench_<device>.json)")
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    quick = bool(args.quick or quick_mode())
+    result = run_bench(args.variants, eps_grid=args.eps_grid, backbone=args.backbone, batch=args.batch,
+                       throughput_batch=args.throughput_batch, amp=args.amp, device=args.device,
+                       warmup=args.warmup, repeats=args.repeats, compile=args.compile, quick=quick)
+    print(format_tables(result))
+    out = Path(args.out) if args.out else figures_dir() / (
+        f"bench_{_slug(result['device'])}{'_quick' if quick else ''}.json")
+    write_json(out, result)
+    print(f"\nwrote {out}")
+    return 0
