@@ -52,9 +52,12 @@ def _kill_at(step: int):
     return cb
 
 
-@pytest.mark.parametrize("kill_step,extra", [(8, ()), (9, ("checkpoint_every_iters=3",))],
-                         ids=["epoch-end", "mid-epoch"])
-def test_killed_then_resumed_equals_uninterrupted(tmp_path: Path, kill_step: int, extra: tuple) -> None:
+@pytest.mark.parametrize("kill_step,extra,resume_extra", [
+    (8, (), ()),
+    (9, ("checkpoint_every_iters=3",), ("workers=2",)),  # mid-epoch, and resumed with 2 DataLoader workers
+], ids=["epoch-end", "mid-epoch-workers"])
+def test_killed_then_resumed_equals_uninterrupted(tmp_path: Path, kill_step: int, extra: tuple,
+                                                  resume_extra: tuple) -> None:
     straight = _run(_cfg(tmp_path / "straight", *extra))
     assert straight["global_step"] == 12
     cfg = _cfg(tmp_path / "killed", *extra)
@@ -62,7 +65,7 @@ def test_killed_then_resumed_equals_uninterrupted(tmp_path: Path, kill_step: int
         _run(cfg, callbacks=[_kill_at(kill_step)])
     ckpt = load_checkpoint(tmp_path / "killed" / "last.pt")
     assert ckpt["global_step"] < kill_step  # the kill lost the steps after the last checkpoint
-    resumed = _run(cfg, resume=True)
+    resumed = _run(_cfg(tmp_path / "killed", *extra, *resume_extra), resume=True)
     assert resumed["global_step"] == 12
     _assert_same_run(tmp_path / "straight", tmp_path / "killed")
     assert (tmp_path / "killed" / "best.pt").is_file() and (tmp_path / "killed" / "curves.png").is_file()

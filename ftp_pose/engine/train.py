@@ -59,19 +59,20 @@ def item_seed(seed: int, epoch: int, index: int) -> int:
 class EpochSeededDataset(Dataset):
     """Wraps a dataset so that item ``i`` of epoch ``e`` is drawn with RNGs seeded by (seed, e, i).
 
-    ``random``, ``numpy.random`` and torch's CPU generator are seeded around each ``__getitem__``
-    and restored afterwards, so the caller's RNG streams are untouched. Set ``.epoch`` before
-    creating a DataLoader iterator (workers receive a copy at that moment).
+    Indexed with ``(epoch, i)`` pairs (what :class:`EpochSampler` yields), so persistent
+    DataLoader workers need no state. ``random``, ``numpy.random`` and torch's CPU generator are
+    seeded around each ``__getitem__`` and restored afterwards: the caller's RNG streams are untouched.
     """
 
     def __init__(self, dataset: Dataset, seed: int):
-        self.dataset, self.seed, self.epoch = dataset, seed, 0
+        self.dataset, self.seed = dataset, seed
 
     def __len__(self) -> int:
         return len(self.dataset)  # type: ignore[arg-type]
 
-    def __getitem__(self, index: int) -> Any:
-        s = item_seed(self.seed, self.epoch, index)
+    def __getitem__(self, key: tuple[int, int]) -> Any:
+        epoch, index = key
+        s = item_seed(self.seed, epoch, index)
         py, npy = random.getstate(), np.random.get_state()
         with torch.random.fork_rng(devices=[]):
             random.seed(s)
@@ -84,17 +85,22 @@ class EpochSeededDataset(Dataset):
                 np.random.set_state(npy)
 
 
-class SkipSampler(Sampler[int]):
-    """The indices of ``base`` (a DistributedSampler) after the first ``skip`` ones: mid-epoch resume."""
+class EpochSampler(Sampler[tuple[int, int]]):
+    """``(epoch, index)`` pairs of a DistributedSampler's epoch order, after the first ``skip``
+    (mid-epoch resume). Call :meth:`set_epoch` before each epoch."""
 
-    def __init__(self, base: Sampler[int], skip: int = 0):
-        self.base, self.skip = base, skip
+    def __init__(self, base: DistributedSampler):
+        self.base, self.epoch, self.skip = base, 0, 0
+
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        self.base.set_epoch(epoch)
+        self.epoch, self.skip = epoch, skip
 
     def __iter__(self):
-        return iter(list(self.base)[self.skip:])
+        return iter([(self.epoch, i) for i in list(self.base)[self.skip:]])
 
     def __len__(self) -> int:
-        return max(0, len(self.base) - self.skip)  # type: ignore[arg-type]
+        return max(0, len(self.base) - self.skip)
 
 
 def _worker_init(worker_id: int) -> None:
@@ -304,17 +310,16 @@ def train(cfg: TrainConfig, *, resume: str | Path | bool | None = None, model: n
         D.barrier()
         return path
 
+    # one loader for the whole run (persistent workers); the sampler carries the epoch
+    epoch_sampler = EpochSampler(sampler)
+    loader = DataLoader(seeded, batch_size=cfg.batch_size, sampler=epoch_sampler, num_workers=cfg.workers,
+                        collate_fn=collate_clips, drop_last=True, worker_init_fn=_worker_init,
+                        pin_memory=device.type == "cuda", persistent_workers=cfg.workers > 0,
+                        generator=torch.Generator().manual_seed(cfg.seed))
     t_start = time.perf_counter()
     metrics: dict = {}
     for epoch in range(start_epoch, cfg.optim.epochs):
-        seeded.epoch = epoch
-        sampler.set_epoch(epoch)
-        skip = skip_iters * cfg.batch_size if epoch == start_epoch else 0
-        loader = DataLoader(seeded, batch_size=cfg.batch_size, sampler=SkipSampler(sampler, skip),
-                            num_workers=cfg.workers, collate_fn=collate_clips, drop_last=True,
-                            worker_init_fn=_worker_init, pin_memory=device.type == "cuda",
-                            generator=torch.Generator().manual_seed(cfg.seed + epoch),
-                            persistent_workers=False)
+        epoch_sampler.set_epoch(epoch, skip_iters * cfg.batch_size if epoch == start_epoch else 0)
         net.train()
         first = skip_iters if epoch == start_epoch else 0
         bar = _progress(loader, dist, desc=f"epoch {epoch + 1}/{cfg.optim.epochs}", initial=first,
