@@ -431,6 +431,7 @@ def run_cli(args: argparse.Namespace) -> int:
     finally:
         D.cleanup()
     if os.environ.get("RANK", "0") == "0":
-        print(f"run folder: {result['run_dir']}\nbest mean AP: {result['best_ap']:.2f}\n"
+        best = f"{result['best_ap']:.2f}" if math.isfinite(result["best_ap"]) else "n/a (no validation)"
+        print(f"run folder: {result['run_dir']}\nbest mean AP: {best}\n"
               f"checkpoints: {result['last']}, {result['best']}")
     return 0
