@@ -11,11 +11,6 @@ import pytest
 from _engine_dummies import OracleModel, make_tiny_checkpoint
 from ftp_pose.data import PoseTrackClipDataset
 
-# Scoring comes from ftp_pose.metrics (another part of the project); until it provides
-# evaluate_ap / write_posetrack_predictions these tests cannot run. Remove this guard once it does.
-if not all(hasattr(__import__("ftp_pose.metrics", fromlist=["x"]), n)
-           for n in ("evaluate_ap", "write_posetrack_predictions")):
-    pytest.skip("ftp_pose.metrics.evaluate_ap is not available yet", allow_module_level=True)
 
 
 def _sample(root: Path) -> tuple[Path, Path, Path]:

@@ -10,9 +10,6 @@ import math
 
 import pytest
 
-# The quick test scores validation AP with ftp_pose.metrics; remove this guard once it exists.
-if not hasattr(__import__("ftp_pose.metrics", fromlist=["x"]), "evaluate_ap"):
-    pytest.skip("ftp_pose.metrics.evaluate_ap is not available yet", allow_module_level=True)
 
 #: mean AP (%) on the held-out synthetic val videos (ground-truth boxes) that the quick training
 #: must beat; measured values are in the README (this threshold leaves a wide margin below them)

@@ -1,0 +1,69 @@
+"""``python -m ftp_pose evaluate``: score prediction files, or run a checkpoint and score it.
+
+Scoring mode (any method's predictions, as poseval does)::
+
+    python -m ftp_pose evaluate --gt GT_DIR --pred PRED_DIR --out RESULT.json
+
+Checkpoint mode (person boxes from the ground truth or a detection json)::
+
+    python -m ftp_pose evaluate --checkpoint runs/x/best.pt --ann ANN --images ROOT \
+        [--boxes gt|DETECTIONS.json] --out DIR
+
+RESULT.json holds the paper's Table I columns (Head, Shoulder, Elbow, Wrist, Hip, Knee, Ankle,
+Mean) in percent as top-level keys, plus ``per_joint`` and ``counts``; RESULT.md the same table.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ftp_pose.io import write_text
+from ftp_pose.metrics import APResult, evaluate_ap
+
+
+def score_predictions(gt: str | Path, pred: str | Path, out: str | Path | None = None) -> APResult:
+    """Score per-video prediction jsons against per-video ground truth; write ``out`` (+ ``.md``)."""
+    result = evaluate_ap(gt, pred)
+    if out is not None:
+        out = Path(out)
+        write_text(out, result.to_json() + "\n")
+        write_text(out.with_suffix(".md"), result.to_markdown() + "\n")
+    return result
+
+
+def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
+    score = parser.add_argument_group("scoring mode")
+    score.add_argument("--gt", help="ground truth: folder of per-video jsons, or one json")
+    score.add_argument("--pred", help="predictions: folder of per-video jsons named like the ground truth")
+    run = parser.add_argument_group("checkpoint mode")
+    run.add_argument("--checkpoint", help="a training checkpoint (last.pt / best.pt)")
+    run.add_argument("--ann", help="annotation json or folder of per-video jsons to evaluate on")
+    run.add_argument("--images", help="image root that the annotation's file_name entries are relative to")
+    run.add_argument("--boxes", default="gt", help="'gt' or a COCO-results detection json (default: gt)")
+    run.add_argument("--batch-size", type=int, default=16)
+    run.add_argument("--no-flip", action="store_true", help="disable the flip test")
+    run.add_argument("--device", default="auto")
+    parser.add_argument("--out", help="scoring mode: RESULT.json; checkpoint mode: output folder")
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    if args.checkpoint:
+        if not (args.ann and args.images):
+            raise SystemExit("evaluate --checkpoint needs --ann and --images")
+        from ftp_pose.engine.inference import evaluate_checkpoint
+
+        out = args.out or "runs/eval"
+        result = evaluate_checkpoint(args.checkpoint, args.ann, args.images, boxes=args.boxes, out_dir=out,
+                                     batch_size=args.batch_size, flip_test=not args.no_flip, device=args.device)
+        print(f"boxes: {args.boxes}; predictions in {Path(out) / 'predictions'}")
+    elif args.gt and args.pred:
+        result = score_predictions(args.gt, args.pred, args.out)
+    else:
+        raise SystemExit("evaluate needs either --gt and --pred, or --checkpoint, --ann and --images")
+    print(result.to_markdown())
+    if args.out:
+        print(f"wrote {args.out}")
+    return 0
+
+
+__all__ = ["score_predictions", "add_cli_arguments", "run_cli"]
