@@ -17,9 +17,13 @@ from typing import Any, Iterable
 import numpy as np
 
 from ftp_pose.io import read_json, write_json
-from ftp_pose.keypoints import NUM_JOINTS
+from ftp_pose.keypoints import JOINT_NAMES, NUM_JOINTS, SKELETON
 
 Source = str | os.PathLike | dict | list
+
+#: The PoseTrack18 ``categories`` entry (poseval's reader needs it in every file).
+PERSON_CATEGORY: dict = {"supercategory": "person", "id": 1, "name": "person", "keypoints": list(JOINT_NAMES),
+                         "skeleton": [[a + 1, b + 1] for a, b in SKELETON]}
 
 
 def load_posetrack_json(path: str | os.PathLike) -> dict:
@@ -107,29 +111,51 @@ def write_posetrack_predictions(out_dir: str | os.PathLike, gt_source: Source,
                                 predictions: Iterable[dict]) -> list[Path]:
     """Write one prediction json per ground-truth video into ``out_dir`` (atomically).
 
-    ``predictions``: dicts with ``image_id``, ``keypoints`` (17 x 3: x, y, score), optional
-    ``score`` (person score) and ``track_id``. Each file lists every frame of the ground-truth
-    video (unlabeled ones included, as poseval requires) and is named like the ground truth.
+    ``predictions``: dicts with ``image_id`` (an id of the ground truth's images), ``keypoints``
+    (``17 x 3``: x, y, score), optional ``score`` (person score, default the mean joint score) and
+    ``track_id`` (None or -1: the smallest id unused in its frame). Each file is named like the
+    ground-truth file, copies its ``images`` (every frame, unlabeled ones included, as poseval
+    requires) and holds ``annotations`` with ``image_id``, ``keypoints`` (51 numbers), ``scores``
+    (17 per-joint scores, used by poseval to rank joints), ``score``, ``track_id`` (unique per
+    frame) and ``category_id`` 1. Returns the written paths.
     """
     docs = load_documents(gt_source)
     by_image: dict[Any, list[dict]] = defaultdict(list)
-    for p in predictions:
+    for i, p in enumerate(predictions):
+        if "image_id" not in p or "keypoints" not in p:
+            raise ValueError(f"predictions[{i}] needs 'image_id' and 'keypoints' (17 x 3)")
         by_image[p["image_id"]].append(p)
+    known = {img["id"] for doc in docs.values() for img in doc["images"]}
+    unknown = [i for i in by_image if i not in known]
+    if unknown:
+        raise ValueError(f"{len(unknown)} prediction image_id(s) are not in the ground truth {gt_source}, "
+                         f"e.g. {unknown[:3]} (predictions must keep the ground truth's image ids)")
     paths = []
     for key, doc in docs.items():
         anns = []
         for img in doc["images"]:
-            for n, p in enumerate(by_image.get(img["id"], [])):
-                kp = np.asarray(p["keypoints"], dtype=np.float64).reshape(NUM_JOINTS, 3)
+            people = by_image.get(img["id"], [])
+            given = [p.get("track_id") for p in people if p.get("track_id") not in (None, -1)]
+            if len(given) != len(set(given)):
+                raise ValueError(f"predictions for image {img['id']} ({img.get('file_name')}) share a "
+                                 "'track_id'; poseval requires them unique per frame")
+            free = (t for t in range(len(people) + len(given) + 1) if t not in set(given))
+            for p in people:
+                kp = np.asarray(p["keypoints"], dtype=np.float64)
+                if kp.size != NUM_JOINTS * 3:
+                    raise ValueError(f"prediction for image {img['id']}: keypoints must be {NUM_JOINTS} x 3, "
+                                     f"got shape {kp.shape}")
+                kp = kp.reshape(NUM_JOINTS, 3)
+                tid = p.get("track_id")
                 anns.append({
                     "image_id": img["id"],
-                    "keypoints": [round(float(v), 3) for v in kp.reshape(-1)],
-                    "scores": [round(float(v), 5) for v in kp[:, 2]],
-                    "score": float(p.get("score", float(kp[:, 2].mean()))),
-                    "track_id": int(p["track_id"]) if p.get("track_id") not in (None, -1) else n,
+                    "keypoints": [float(v) for v in kp.reshape(-1)],
+                    "scores": [float(v) for v in kp[:, 2]],
+                    "score": float(p["score"]) if p.get("score") is not None else float(kp[:, 2].mean()),
+                    "track_id": int(tid) if tid not in (None, -1) else next(free),
                     "category_id": 1,
                 })
         images = [copy.deepcopy(img) for img in doc["images"]]
-        out = {"images": images, "annotations": anns, "categories": doc.get("categories", [])}
+        out = {"images": images, "annotations": anns, "categories": doc.get("categories") or [PERSON_CATEGORY]}
         paths.append(write_json(Path(out_dir) / f"{key}.json", out, indent=None))
     return paths
