@@ -201,3 +201,25 @@ def test_the_writer_lists_every_frame_and_round_trips(tmp_path: Path) -> None:
 def test_the_writer_refuses_bad_predictions(tmp_path: Path, preds: list, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         write_posetrack_predictions(tmp_path, _gt([A, B]), preds)
+
+
+def test_evaluate_command_scores_and_reports_bad_files(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    for sub, doc in (("gt", _gt([A, B])), ("pred", _pred([(A, 0.9)]))):
+        (tmp_path / sub).mkdir()
+        (tmp_path / sub / "v1.json").write_text(json.dumps(doc))
+    out = tmp_path / "res" / "result.json"
+    run = subprocess.run([sys.executable, "-m", "ftp_pose", "evaluate", "--gt", str(tmp_path / "gt"),
+                          "--pred", str(tmp_path / "pred"), "--out", str(out)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert "| Head | Shoulder | Elbow | Wrist | Hip | Knee | Ankle | Mean |" in run.stdout
+    res = json.loads(out.read_text())
+    assert res["Mean"] == pytest.approx(50.0) and res["per_joint"]["head_bottom"] == pytest.approx(50.0)
+    assert res["recall"]["nose"] == pytest.approx(50.0) and res["precision"]["nose"] == pytest.approx(100.0)
+    assert "| 50.0 |" in out.with_suffix(".md").read_text()
+    (tmp_path / "pred" / "v1.json").write_text("{oops")
+    bad = subprocess.run([sys.executable, "-m", "ftp_pose", "evaluate", "--gt", str(tmp_path / "gt"),
+                          "--pred", str(tmp_path / "pred")], capture_output=True, text=True)
+    assert bad.returncode != 0 and "v1.json" in bad.stderr and "Traceback" not in bad.stderr

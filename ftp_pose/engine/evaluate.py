@@ -57,7 +57,10 @@ def run_cli(args: argparse.Namespace) -> int:
                                      batch_size=args.batch_size, flip_test=not args.no_flip, device=args.device)
         print(f"boxes: {args.boxes}; predictions in {Path(out) / 'predictions'}")
     elif args.gt and args.pred:
-        result = score_predictions(args.gt, args.pred, args.out)
+        try:
+            result = score_predictions(args.gt, args.pred, args.out)
+        except (FileNotFoundError, ValueError) as e:  # bad input files: one clear line, no traceback
+            raise SystemExit(f"evaluate: {e}") from e
     else:
         raise SystemExit("evaluate needs either --gt and --pred, or --checkpoint, --ann and --images")
     print(result.to_markdown())
