@@ -223,3 +223,11 @@ def test_evaluate_command_scores_and_reports_bad_files(tmp_path: Path) -> None:
     bad = subprocess.run([sys.executable, "-m", "ftp_pose", "evaluate", "--gt", str(tmp_path / "gt"),
                           "--pred", str(tmp_path / "pred")], capture_output=True, text=True)
     assert bad.returncode != 0 and "v1.json" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_non_numeric_keypoints_name_file_and_field(tmp_path: Path) -> None:
+    bad = tmp_path / "v1.json"
+    bad.write_text(json.dumps({"images": [{"id": 100}],
+                               "annotations": [{"image_id": 100, "keypoints": ["x"] * 51}]}))
+    with pytest.raises(ValueError, match=r"v1\.json: annotations\[0\]\.keypoints must hold 51 numbers"):
+        load_posetrack_json(bad)

@@ -48,15 +48,19 @@ def check_document(doc: Any, name: str) -> None:
     for i, ann in enumerate(doc["annotations"]):
         if "image_id" not in ann:
             raise ValueError(f"{name}: annotations[{i}] has no field 'image_id'")
-        kp = ann.get("keypoints")
-        if kp is None or np.asarray(kp).size != NUM_JOINTS * 3:
-            n = None if kp is None else np.asarray(kp).size
-            raise ValueError(f"{name}: annotations[{i}].keypoints must hold {NUM_JOINTS} x 3 = "
-                             f"{NUM_JOINTS * 3} numbers, got {n}")
-        scores = ann.get("scores")
-        if scores not in (None, []) and np.asarray(scores).size != NUM_JOINTS:
-            raise ValueError(f"{name}: annotations[{i}].scores must hold {NUM_JOINTS} numbers, "
-                             f"got {np.asarray(scores).size}")
+        _check_numbers(ann.get("keypoints"), NUM_JOINTS * 3, f"{name}: annotations[{i}].keypoints")
+        if ann.get("scores") not in (None, []):
+            _check_numbers(ann["scores"], NUM_JOINTS, f"{name}: annotations[{i}].scores")
+
+
+def _check_numbers(values: Any, n: int, where: str) -> None:
+    """``values`` must convert to ``n`` numbers; ``where`` names the file and field."""
+    try:
+        arr = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{where} must hold {n} numbers, got {str(values)[:60]}") from None
+    if values is None or arr.size != n:
+        raise ValueError(f"{where} must hold {n} numbers, got {None if values is None else arr.size}")
 
 
 def load_documents(source: Source) -> dict[str, dict]:
