@@ -12,8 +12,8 @@ import pytest
 
 
 #: mean AP (%) on the held-out synthetic val videos (ground-truth boxes) that the quick training
-#: must beat; measured values are in the README (this threshold leaves a wide margin below them)
-MIN_QUICK_AP = 40.0
+#: must beat; measured 57.2 with seed 0 on a 2-core CPU (README), so this leaves a 12-point margin
+MIN_QUICK_AP = 45.0
 
 
 @pytest.mark.slow
