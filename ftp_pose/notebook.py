@@ -70,3 +70,117 @@ def settings() -> NotebookSettings:
             synth_videos=2, synth_frames=4, n_examples=1, repeats=1,
         )
     return NotebookSettings(mode="full", device=device, backbone="base", train_config="configs/ftp_pose.yaml")
+
+
+# ----------------------------------------------------------------------------- models and samples
+
+@dataclass
+class NotebookModel:
+    """A model for the notebooks and where its weights came from."""
+
+    model: Any
+    #: "trained checkpoint", "pretrained backbone", "quick checkpoint" or "random"
+    kind: str
+    #: one line naming the file (or saying that the weights are random)
+    source: str
+    input_size: tuple[int, int]
+    heatmap_size: tuple[int, int]
+
+    def describe(self) -> str:
+        c = self.model.config
+        return (f"weights: {self.kind} ({self.source}); {c.variant}, backbone {c.backbone} width {c.embed_dim}, "
+                f"input {self.input_size[0]} x {self.input_size[1]}, heatmaps {self.heatmap_size[0]} x "
+                f"{self.heatmap_size[1]}, eps_h={c.eps_h:g}, eps_l={c.eps_l:g}, k={c.k}")
+
+
+def full_run_dir(s: NotebookSettings) -> "Path":
+    """Run folder of notebook 03's training in full / tiny mode (``runs/notebook_<mode>``)."""
+    from pathlib import Path
+
+    from ftp_pose.paths import REPO_ROOT
+
+    return Path(REPO_ROOT) / "runs" / f"notebook_{s.mode}"
+
+
+def _rel(path: Any) -> str:
+    from pathlib import Path
+
+    from ftp_pose.paths import REPO_ROOT
+
+    p = Path(path).resolve()
+    try:
+        return str(p.relative_to(REPO_ROOT))
+    except ValueError:
+        return str(p)
+
+
+def load_model(s: NotebookSettings, prefer: str = "trained") -> NotebookModel:
+    """The model the notebooks show, in eval mode on ``s.device``; the first of:
+
+    1. ``$FTP_POSE_CHECKPOINT``: a checkpoint written by ``ftp_pose train``;
+    2. ``prefer="trained"`` only: notebook 03's full-mode run (``runs/notebook_<mode>/best.pt``) when present;
+    3. ``$FTP_POSE_PRETRAINED``: ViT weights (timm / MAE / ViTPose file) for the backbone of a
+       fresh ``s.backbone`` model (MGFE, fusion and head stay random);
+    4. the quick CPU checkpoint (:func:`ftp_pose.engine.quick_checkpoint`; trained when missing in
+       quick mode only);
+    5. random weights (seeded), ``s.backbone`` with ``s.model_overrides``.
+    """
+    import torch
+
+    from ftp_pose.engine.inference import model_from_checkpoint
+
+    def from_ckpt(path: Any, kind: str) -> NotebookModel:
+        model, cfg = model_from_checkpoint(path, s.device)
+        return NotebookModel(model, kind, _rel(path), tuple(cfg.data.input_size), tuple(cfg.data.heatmap_size))
+
+    env_ckpt = os.environ.get("FTP_POSE_CHECKPOINT")
+    if env_ckpt:
+        return from_ckpt(env_ckpt, "trained checkpoint")
+    if prefer == "trained" and not s.quick and (full_run_dir(s) / "best.pt").is_file():
+        return from_ckpt(full_run_dir(s) / "best.pt", "trained checkpoint")
+    pretrained = os.environ.get("FTP_POSE_PRETRAINED")
+    if pretrained:
+        from ftp_pose.models import build_model
+
+        torch.manual_seed(s.seed)
+        model = build_model("ftp_pose", backbone=s.backbone, pretrained=pretrained, **s.model_overrides)
+        c = model.config
+        return NotebookModel(model.to(s.device).eval(), "pretrained backbone", _rel(pretrained),
+                             tuple(c.input_size), tuple(c.heatmap_size))
+    from ftp_pose.engine import quick_checkpoint
+
+    try:
+        return from_ckpt(quick_checkpoint(train_if_missing=s.quick), "quick checkpoint")
+    except FileNotFoundError:
+        pass
+    from ftp_pose.models import build_model
+
+    torch.manual_seed(s.seed)
+    model = build_model("ftp_pose", backbone=s.backbone, **s.model_overrides)
+    c = model.config
+    return NotebookModel(model.to(s.device).eval(), "random", f"seed {s.seed}, nothing trained or pretrained found",
+                         tuple(c.input_size), tuple(c.heatmap_size))
+
+
+def real_people(input_size: tuple[int, int], heatmap_size: tuple[int, int]) -> Any:
+    """The people of the real PoseTrack18 val sample (``data_root()/posetrack18``) as 3-frame clips.
+
+    Only the key frames are in the sample, so the neighbours repeat the key frame (the
+    boundary rule of the loader). Ground-truth boxes, no augmentation.
+    """
+    from ftp_pose.data import PoseTrackClipDataset
+    from ftp_pose.paths import posetrack18_sample
+
+    root = posetrack18_sample()
+    return PoseTrackClipDataset(root / "annotations" / "test_posetrack18_val.json", root, train=False,
+                                input_size=input_size, heatmap_size=heatmap_size)
+
+
+def synthetic_people(input_size: tuple[int, int], heatmap_size: tuple[int, int]) -> Any:
+    """Validation people of the small synthetic demo set (``data/synth_demo``, rendered when missing)."""
+    from ftp_pose.data import PoseTrackClipDataset
+    from ftp_pose.viz.show import ensure_synth_demo
+
+    root = ensure_synth_demo()
+    return PoseTrackClipDataset(root / "annotations" / "val.json", root, train=False,
+                                input_size=input_size, heatmap_size=heatmap_size)

@@ -1,0 +1,65 @@
+"""The pruning explorer's update logic, without a browser (a tiny random model, a synthetic clip)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from ftp_pose.models import build_model
+from ftp_pose.viz.explorer import PruningExplorer
+
+
+@pytest.fixture(scope="module")
+def explorer() -> PruningExplorer:
+    torch.manual_seed(0)
+    model = build_model("ftp_pose", backbone="tiny", embed_dim=32, num_heads=2, depth=1, lrb_depth=1,
+                        refine_depth=1, img_size=(64, 48))  # 4 x 3 tokens per frame, 16 x 12 HR grid
+    g = torch.Generator().manual_seed(0)
+    samples = {name: {"clip": torch.randn(3, 3, 64, 48, generator=g)} for name in ("a", "b")}
+    return PruningExplorer(model, samples, eps_h=6, eps_l=6)
+
+
+def _drawn_kept_pixels(png: bytes) -> int:
+    """Pixels of the HR kept-token colour in the rendered image (the kept tokens drawn)."""
+    import io
+
+    import matplotlib.image as mpimg
+
+    img = (mpimg.imread(io.BytesIO(png))[..., :3] * 255).round().astype(int)
+    return int(((abs(img[..., 0] - 255) < 40) & (abs(img[..., 1] - 215) < 40) & (img[..., 2] < 60)).sum())
+
+
+def test_changing_eps_changes_the_kept_tokens_drawn(explorer: PruningExplorer) -> None:
+    r6 = explorer.update(eps_h=6, eps_l=6)
+    assert (r6.num_kept_h, r6.num_tokens_h) == (32, 192) and (r6.num_kept_l, r6.num_tokens_l) == (6, 36)
+    assert sum(r6.kept_l_per_frame) == 6 and r6.kept_index_h.size == 32
+    r2 = explorer.update(eps_h=2)
+    assert r2.num_kept_h == 96 and r2.num_kept_l == 6
+    assert _drawn_kept_pixels(r2.png) > _drawn_kept_pixels(r6.png) > 0
+    # the widgets follow update() and the status line shows the counts
+    assert explorer.controls["eps_h"].value == 2
+    assert "HRB kept 96 / 192" in explorer.status_label.value
+    assert explorer.image.value == r2.png
+
+
+def test_slider_change_triggers_an_update(explorer: PruningExplorer) -> None:
+    explorer.update(eps_h=6, eps_l=6, k=5, tau_scale=1.0, sample="a")
+    explorer.controls["eps_l"].value = 1
+    assert explorer.last.num_kept_l == 36 and explorer.last.kept_l_per_frame == [12, 12, 12]
+    assert "LRB kept 36 / 36" in explorer.status_label.value
+
+
+def test_k_tau_and_sample_reach_the_model(explorer: PruningExplorer) -> None:
+    r = explorer.update(eps_h=6, eps_l=6, k=3, tau_scale=10.0, sample="b")
+    p = explorer.model.mgfe.prune_h
+    assert p.k == 3 and p.tau == pytest.approx(320.0) and explorer.model.mgfe.prune_l.k == 3
+    assert r.sample == "b" and r.joints.shape == (17, 3) and np.isfinite(r.joints).all()
+    explorer.update(tau_scale=1.0)
+    assert p.tau is None  # back to the model's default temperature (C)
+
+
+def test_bad_settings_are_rejected(explorer: PruningExplorer) -> None:
+    with pytest.raises(TypeError, match="unknown setting"):
+        explorer.update(epsilon=3)
+    with pytest.raises(KeyError, match="unknown sample"):
+        explorer.compute(sample="nope", render=False)
