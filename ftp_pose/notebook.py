@@ -85,6 +85,8 @@ class NotebookModel:
     source: str
     input_size: tuple[int, int]
     heatmap_size: tuple[int, int]
+    #: the checkpoint file (None for "pretrained backbone" and "random")
+    path: Any = None
 
     def describe(self) -> str:
         c = self.model.config
@@ -125,13 +127,16 @@ def load_model(s: NotebookSettings, prefer: str = "trained") -> NotebookModel:
        quick mode only);
     5. random weights (seeded), ``s.backbone`` with ``s.model_overrides``.
     """
+    from pathlib import Path
+
     import torch
 
     from ftp_pose.engine.inference import model_from_checkpoint
 
     def from_ckpt(path: Any, kind: str) -> NotebookModel:
         model, cfg = model_from_checkpoint(path, s.device)
-        return NotebookModel(model, kind, _rel(path), tuple(cfg.data.input_size), tuple(cfg.data.heatmap_size))
+        return NotebookModel(model, kind, _rel(path), tuple(cfg.data.input_size), tuple(cfg.data.heatmap_size),
+                             Path(path).resolve())
 
     env_ckpt = os.environ.get("FTP_POSE_CHECKPOINT")
     if env_ckpt:

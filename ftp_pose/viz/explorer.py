@@ -19,6 +19,7 @@ from __future__ import annotations
 import io
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
@@ -259,6 +260,20 @@ class PruningExplorer:
         fig.tight_layout()
         plt.close("all")  # nothing of ours is registered with pyplot (Figure()), but keep notebooks clean
         return fig
+
+    def save_png(self, name: str = "05_explorer.png") -> Path:
+        """Write the last rendered image atomically to ``figures/<name>``; returns the path."""
+        from ftp_pose.io import atomic_write
+        from ftp_pose.paths import figures_dir
+
+        if self.last is None or not self.last.png:
+            raise RuntimeError("nothing rendered yet: call update() or compute(render=True) first")
+        png = self.last.png
+
+        def write(tmp: str) -> None:
+            with open(tmp, "wb") as f:
+                f.write(png)
+        return atomic_write(figures_dir() / name, write)
 
     def render_png(self, item: Mapping[str, Any], info: Mapping[str, Any], res: ExplorerResult) -> bytes:
         fig = self.figure(item, info, res)

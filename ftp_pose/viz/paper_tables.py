@@ -10,7 +10,7 @@ project's quick CPU runs on synthetic data.
 """
 from __future__ import annotations
 
-__all__ = ["CITATION", "TABLE_I_COLUMNS", "TABLE_I", "TABLE_II", "TABLE_III_EPS", "TABLE_III", "table_iii_grid"]
+__all__ = ["CITATION", "TABLE_I_COLUMNS", "TABLE_I", "TABLE_II", "TABLE_III_EPS", "TABLE_III", "table_iii_grid", "markdown_table"]
 
 CITATION = ("FTP-Pose: Multi-Grained Feature Pruning for Video-Based Human Pose Estimation, "
             "ICASSP 2025, arXiv:2503.05365")
@@ -73,3 +73,16 @@ TABLE_III: dict[tuple[int, int], float] = {
 def table_iii_grid() -> list[list[float]]:
     """Table III as a 4 x 4 list: rows eps_l (LRB) 1, 3, 6, 10; columns eps_h (HRB) 1, 3, 6, 10."""
     return [[TABLE_III[(eh, el)] for eh in TABLE_III_EPS] for el in TABLE_III_EPS]
+
+
+def markdown_table(header: list[str], rows: list[list[object]], floatfmt: str = ".1f") -> str:
+    """A markdown table; floats formatted with ``floatfmt``, None shown as ``n/a``."""
+    def cell(v: object) -> str:
+        if v is None:
+            return "n/a"
+        if isinstance(v, float):
+            return format(v, floatfmt)
+        return str(v)
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
