@@ -1,0 +1,155 @@
+"""The pruning explorer in a real JupyterLab, driven in headless Chromium (Debian's ``chromium``).
+
+Starts ``jupyter lab`` (quick mode) on a free port with a random token, opens a copy of
+``notebooks/05_pruning_explorer.ipynb`` (a copy, so that JupyterLab never saves browser outputs
+into the repository's notebook), runs all cells, waits for the explorer, moves the eps_h slider
+with the keyboard and checks that the kept-token count and the image change. The screenshot is
+written to ``figures/explorer_browser.png``. No browser is downloaded: Playwright drives
+``/usr/bin/chromium``; without it the test is skipped (and fails in CI, ``CI=true``).
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from ftp_pose.paths import REPO_ROOT, figures_dir
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM = Path(os.environ.get("FTP_POSE_CHROMIUM", "/usr/bin/chromium"))
+NOTEBOOK = REPO_ROOT / "notebooks" / "05_pruning_explorer.ipynb"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run"]
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for_server(url: str, proc: subprocess.Popen, log: Path, timeout: float = 60.0) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise RuntimeError(f"jupyter lab exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(f"jupyter lab did not answer {url} within {timeout:.0f} s:\n{log.read_text()[-3000:]}")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
+
+
+@pytest.fixture
+def lab(tmp_path: Path):
+    """A JupyterLab server on a copy of notebook 05; yields ``(base_url, token, notebook_name)``."""
+    if not CHROMIUM.is_file():
+        msg = f"{CHROMIUM} not found (apt-get install chromium)"
+        if _in_ci():
+            pytest.fail(msg)
+        pytest.skip(msg)
+    pytest.importorskip("playwright.sync_api")
+    root = tmp_path / "lab"
+    root.mkdir()
+    shutil.copy(NOTEBOOK, root / NOTEBOOK.name)
+    settings = tmp_path / "settings"
+    # no autosave, no news popup
+    (settings / "@jupyterlab" / "docmanager-extension").mkdir(parents=True)
+    (settings / "@jupyterlab" / "docmanager-extension" / "plugin.jupyterlab-settings").write_text(
+        json.dumps({"autosave": False}))
+    (settings / "@jupyterlab" / "apputils-extension").mkdir(parents=True)
+    (settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    port, token = _free_port(), secrets.token_hex(16)
+    env = dict(os.environ, FTP_POSE_QUICK="1", JUPYTERLAB_SETTINGS_DIR=str(settings),
+               JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "workspaces"), MPLBACKEND="Agg")
+    log = tmp_path / "lab.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "jupyterlab", "--allow-root", "--no-browser", f"--port={port}",
+             "--ip=127.0.0.1", f"--ServerApp.token={token}", f"--ServerApp.root_dir={root}",
+             "--ServerApp.open_browser=False"],
+            cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        _wait_for_server(f"{base}/api/status?token={token}", proc, log)
+        yield base, token, NOTEBOOK.name
+    finally:
+        _stop(proc)
+
+
+def test_explorer_slider_updates_the_output_in_jupyterlab(lab) -> None:
+    from playwright.sync_api import sync_playwright
+
+    base, token, name = lab
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1500, "height": 1300})
+            page.set_default_timeout(60_000)
+            page.goto(f"{base}/lab/tree/{name}?token={token}")
+            page.wait_for_selector(".jp-NotebookPanel", timeout=60_000)
+            # a "Select Kernel" dialog may ask which kernel to start: accept the default
+            try:
+                page.locator(".jp-Dialog button.jp-mod-accept").click(timeout=5_000)
+            except Exception:  # noqa: BLE001 - no dialog: the kernel started by itself
+                pass
+            page.wait_for_selector(".jp-NotebookPanel-toolbar", timeout=30_000)
+            page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+            page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+
+            status = page.locator(".ftp-explorer-status")
+            status.wait_for(timeout=90_000)
+            page.wait_for_function(
+                "() => { const e = document.querySelector('.ftp-explorer-status');"
+                " return e && e.textContent.includes('HRB kept'); }", timeout=90_000)
+            before_text = status.inner_text()
+            image = page.locator("img.ftp-explorer-image, .ftp-explorer-image img").first
+            before_src = image.get_attribute("src")
+            assert "HRB kept 128 / 768" in before_text, before_text
+
+            # eps_h is the first slider: focus its handle, move it 6 -> 2 with the keyboard
+            handle = page.locator(".widget-slider .noUi-handle").first
+            handle.focus()
+            for _ in range(4):
+                handle.press("ArrowLeft")
+            page.wait_for_function(
+                "(old) => { const e = document.querySelector('.ftp-explorer-status');"
+                " return e && e.textContent.includes('HRB kept') && e.textContent !== old; }",
+                arg=before_text, timeout=60_000)
+            page.wait_for_timeout(500)
+            after_text = status.inner_text()
+            after_src = image.get_attribute("src")
+            page.locator(".ftp-explorer-image").first.scroll_into_view_if_needed()
+            page.screenshot(path=str(figures_dir() / "explorer_browser.png"), full_page=False)
+        finally:
+            browser.close()
+    assert "HRB kept 384 / 768" in after_text, after_text
+    assert after_src != before_src
