@@ -38,3 +38,24 @@ def test_cli_lists_every_command() -> None:
     help_text = build_parser(only="__none__").format_help()
     for name in COMMANDS:
         assert name in help_text
+
+
+def test_atomic_write_leaves_no_temp_file_and_usual_permissions(tmp_path) -> None:
+    import stat
+
+    import pytest
+
+    from ftp_pose.io import atomic_write, read_json, write_json
+
+    out = write_json(tmp_path / "a.json", {"x": 1})
+    assert read_json(out) == {"x": 1}
+    assert stat.S_IMODE(out.stat().st_mode) & 0o044, "file readable only by its owner"
+
+    def broken(tmp: str) -> None:
+        with open(tmp, "w") as f:
+            f.write("half")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        atomic_write(tmp_path / "b.json", broken)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]
