@@ -7,10 +7,18 @@ text (``../shared/paper/ftp_pose_paper.txt``): Table I (per-joint AP on the Pose
 (mAP over the pruning ratios on PoseTrack2017 val). All AP values are percent, measured by the
 authors on PoseTrack with the official poseval protocol; they are NOT reproduced by this
 project's quick CPU runs on synthetic data.
+
+Everything the paper's text prints in these three tables is here, and nothing else: Table I
+lists the other methods' rows too; Table II gives params, mAP and FPS only (no GFLOPs); Table III
+gives mAP only (no speed or FLOPs per cell).
 """
 from __future__ import annotations
 
-__all__ = ["CITATION", "TABLE_I_COLUMNS", "TABLE_I", "TABLE_II", "TABLE_III_EPS", "TABLE_III", "table_iii_grid", "markdown_table"]
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+__all__ = ["CITATION", "TABLE_I_COLUMNS", "TABLE_I", "TABLE_II", "TABLE_III_EPS", "TABLE_III", "table_iii_grid",
+           "markdown_table", "table_markdown", "plot_eps_grid"]
 
 CITATION = ("FTP-Pose: Multi-Grained Feature Pruning for Video-Based Human Pose Estimation, "
             "ICASSP 2025, arXiv:2503.05365")
@@ -86,3 +94,50 @@ def markdown_table(header: list[str], rows: list[list[object]], floatfmt: str = 
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|"]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def table_markdown(rows: Mapping[str, Mapping[str, float | None]], columns: Sequence[str] = TABLE_I_COLUMNS,
+                   first: str = "AP (%)", floatfmt: str = ".1f") -> str:
+    """A Table-I-style markdown table: one row per ``label -> {column: value}``.
+
+    Missing columns show ``n/a``; e.g. ``table_markdown({"paper": dict(zip(TABLE_I_COLUMNS, TABLE_I[ds]["FTP-Pose"]))})``.
+    """
+    unknown = {c for r in rows.values() for c in r} - set(columns)
+    if unknown:
+        raise ValueError(f"table_markdown: columns {sorted(unknown)} are not in {list(columns)}")
+    body = [[label] + [r.get(c) for c in columns] for label, r in rows.items()]
+    return markdown_table([first, *columns], body, floatfmt=floatfmt)
+
+
+def plot_eps_grid(grid: Any, eps: Sequence[float] = TABLE_III_EPS, ax: Any = None, title: str = "",
+                  fmt: str = ".1f", cmap: str = "viridis", best: str | None = "max") -> Any:
+    """Annotated heatmap of a Table-III-style grid; returns the matplotlib Axes.
+
+    ``grid``: len(eps) x len(eps) values, rows eps_l (LRB), columns eps_h (HRB) — the paper's
+    layout (``table_iii_grid()``). ``best``: outline the "max" or "min" cell (None: none).
+    """
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    g = np.asarray(grid, dtype=float)
+    if g.shape != (len(eps), len(eps)):
+        raise ValueError(f"plot_eps_grid: grid has shape {g.shape}, expected {(len(eps), len(eps))} (eps_l x eps_h)")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4, 3.6))
+    im = ax.imshow(g, cmap=cmap)
+    lo, hi = np.nanmin(g), np.nanmax(g)
+    for (i, j), v in np.ndenumerate(g):
+        light = hi > lo and (v - lo) / (hi - lo) > 0.6
+        ax.text(j, i, format(int(v) if fmt == "d" else v, fmt), ha="center", va="center", fontsize=9,
+                color="k" if light else "w")
+    if best in ("max", "min"):
+        i, j = np.unravel_index(np.nanargmax(g) if best == "max" else np.nanargmin(g), g.shape)
+        ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=2))
+    labels = [format(e, "g") for e in eps]
+    ax.set_xticks(range(len(eps)), labels)
+    ax.set_yticks(range(len(eps)), labels)
+    ax.set_xlabel("eps_h (HRB)")
+    ax.set_ylabel("eps_l (LRB)")
+    ax.set_title(title, fontsize=10)
+    ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    return ax
