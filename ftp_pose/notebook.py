@@ -189,3 +189,46 @@ def synthetic_people(input_size: tuple[int, int], heatmap_size: tuple[int, int])
     root = ensure_synth_demo()
     return PoseTrackClipDataset(root / "annotations" / "val.json", root, train=False,
                                 input_size=input_size, heatmap_size=heatmap_size)
+
+
+#: people of the unlabeled PoseTrack18 test video ``posetrack18/videos/000001_mpiinew_test`` (10 frames,
+#: 1280 x 720), boxes ``x, y, w, h`` drawn by hand around frame 4 (there are no labels to take them from)
+VIDEO_DIR = "posetrack18/videos/000001_mpiinew_test"
+VIDEO_PEOPLE: dict[str, tuple[float, float, float, float]] = {
+    "white shirt": (355.0, 280.0, 175.0, 315.0),
+    "blue shirt": (585.0, 280.0, 215.0, 255.0),
+}
+
+
+def real_video_clips(input_size: tuple[int, int], key_frame: int = 4,
+                     boxes: dict[str, tuple[float, float, float, float]] | None = None) -> dict[str, dict[str, Any]]:
+    """Real 3-frame clips (frames ``key_frame - 1, key_frame, key_frame + 1``) of the sample video.
+
+    The same box (enlarged 1.25, aspect of ``input_size``) is cropped from the three consecutive
+    frames, as the loader does (METHOD.md, step 1). Returns ``{name: {"clip": T x 3 x H x W
+    ImageNet-normalised float32, "meta": {"box", "affine", "frames", "vid_id"}}}`` for each box of
+    ``boxes`` (default :data:`VIDEO_PEOPLE`).
+    """
+    import numpy as np
+
+    from ftp_pose.data import read_rgb
+    from ftp_pose.data.posetrack import normalize
+    from ftp_pose.data.transforms import box_to_center_scale, crop_frames, get_affine_transform
+    from ftp_pose.paths import data_root
+
+    folder = data_root() / VIDEO_DIR
+    names = [folder / f"{i:06d}.jpg" for i in (key_frame - 1, key_frame, key_frame + 1)]
+    missing = [str(p) for p in names if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"real_video_clips: frame(s) not found: {missing} (key_frame={key_frame})")
+    frames = [read_rgb(p) for p in names]
+    in_h, in_w = input_size
+    out: dict[str, dict[str, Any]] = {}
+    for name, box in (boxes or VIDEO_PEOPLE).items():
+        center, scale = box_to_center_scale(box, aspect=in_w / in_h)
+        m = get_affine_transform(center, scale, 0.0, (in_w, in_h))
+        crops = np.stack(crop_frames(frames, m, (in_w, in_h)))
+        out[name] = {"clip": normalize(crops), "meta": {"box": np.asarray(box, np.float32), "affine": m,
+                                                         "frames": [p.name for p in names],
+                                                         "vid_id": folder.name}}
+    return out

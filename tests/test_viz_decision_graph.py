@@ -54,3 +54,14 @@ def test_plots_and_save_figure(tmp_path, monkeypatch) -> None:
     names = [t.name for t in fig.data]
     assert names == ["pruned (10)", "kept (2)"]
     assert list(fig.data[1].text) == ["frame 0, (row 0, col 0)", "frame 0, (row 1, col 1)"]
+
+
+def test_colour_by_score_draws_all_tokens_and_rings_the_kept() -> None:
+    import matplotlib.pyplot as plt
+
+    g = decision_graph_data(np.linspace(0.1, 1, 12), np.linspace(1, 0.1, 12), [0, 5])
+    ax = plot_decision_graph(g, color_by_score=True)
+    coloured, rings = ax.collections
+    np.testing.assert_allclose(coloured.get_array(), g.score)
+    assert len(coloured.get_offsets()) == 12 and len(rings.get_offsets()) == 2
+    plt.close(ax.figure)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ftp_pose.models import build_model
-from ftp_pose.viz.explorer import PruningExplorer
+from ftp_pose.viz.explorer import Explorer, PruningExplorer
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +39,8 @@ def test_changing_eps_changes_the_kept_tokens_drawn(explorer: PruningExplorer) -
     # the widgets follow update() and the status line shows the counts
     assert explorer.controls["eps_h"].value == 2
     assert "HRB kept 96 / 192" in explorer.status_label.value
+    assert "kept: 96 high-res / 6 low-res tokens" in explorer.status_label.value
+    assert r2.kept_label() == "kept: 96 high-res / 6 low-res tokens"
     assert explorer.image.value == r2.png
 
 
@@ -63,3 +65,20 @@ def test_bad_settings_are_rejected(explorer: PruningExplorer) -> None:
         explorer.update(epsilon=3)
     with pytest.raises(KeyError, match="unknown sample"):
         explorer.compute(sample="nope", render=False)
+
+
+def test_explorer_is_the_pruning_explorer() -> None:
+    assert Explorer is PruningExplorer
+
+
+def test_real_video_clips_are_three_consecutive_frames() -> None:
+    from ftp_pose.notebook import VIDEO_PEOPLE, real_video_clips
+
+    clips = real_video_clips((128, 96), key_frame=4)
+    assert list(clips) == list(VIDEO_PEOPLE)
+    for c in clips.values():
+        assert tuple(c["clip"].shape) == (3, 3, 128, 96) and c["meta"]["frames"] == ["000003.jpg", "000004.jpg",
+                                                                                    "000005.jpg"]
+        assert not torch.equal(c["clip"][0], c["clip"][1])   # real neighbours, not a repeated key frame
+    with pytest.raises(FileNotFoundError, match="not found"):
+        real_video_clips((128, 96), key_frame=9)

@@ -64,3 +64,22 @@ def test_overlay_darkens_pruned_and_tints_kept_cells() -> None:
     np.testing.assert_array_equal(out[8, 8], [100, 100, 100])      # frame 1's token is not drawn on frame 0
     assert (out == 100).all(-1).sum() == 256 * 192 - 16 * 16       # everything else darkened
     np.testing.assert_array_equal(img, 200)                        # input untouched
+
+
+def test_every_kept_token_is_drawn_on_the_quick_grids() -> None:
+    # quick checkpoint: 128 x 96 crops -> 8 x 6 LR grid (16 px cells), 32 x 24 HR grid (4 px cells)
+    rng = np.random.default_rng(0)
+    img = np.full((128, 96, 3), 200, np.uint8)
+    for grid, n_frames, cell in (((8, 6), 3, 16), ((32, 24), 1, 4)):
+        n = grid[0] * grid[1]
+        kept = np.sort(rng.choice(n_frames * n, size=n_frames * n // 5, replace=False))
+        for f in range(n_frames):
+            out = overlay_kept_tokens(img, kept, grid, frame=f, num_frames=n_frames, color=(0, 0, 255),
+                                      alpha=0.5, dim=0.5, outline=False)
+            tinted = (out == [100, 100, 228]).all(-1)
+            per_frame = int((kept // n == f).sum())
+            assert tinted.sum() == per_frame * cell * cell          # every kept token, one full cell each
+            _, r, c = index_to_cell(kept[kept // n == f], grid, n_frames)
+            boxes = cell_boxes(r, c, grid, (128, 96)).astype(int)
+            for x0, y0, x1, y1 in boxes:                               # ... exactly at its pixel box
+                assert tinted[y0:y1, x0:x1].all()

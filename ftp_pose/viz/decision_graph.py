@@ -87,17 +87,28 @@ def decision_graph_data(rho: Any, delta: Any, kept_index: Any | None = None,
 
 
 def plot_decision_graph(g: DecisionGraph, ax: Any = None, title: str = "decision graph", log_rho: bool = False,
-                        kept_label: str = "kept (centres)", s: float = 12.0) -> Any:
-    """Matplotlib scatter of ``delta`` against ``rho``; kept tokens in red. Returns the Axes."""
+                        kept_label: str = "kept (centres)", s: float = 12.0, color_by_score: bool = False) -> Any:
+    """Matplotlib scatter of ``delta`` against ``rho``; kept tokens in red (outlined). Returns the Axes.
+
+    ``color_by_score``: colour every token by ``score = rho * delta`` (viridis, with a colour bar)
+    instead of grey; kept tokens are then drawn as red-edged circles on top of their colour.
+    """
     import matplotlib.pyplot as plt
 
     if ax is None:
         _, ax = plt.subplots(figsize=(4.2, 3.6))
     x = np.log(np.maximum(g.rho, 1e-300)) if log_rho else g.rho
-    ax.scatter(x[~g.kept], g.delta[~g.kept], s=s, c="0.6", alpha=0.7, linewidths=0, label="pruned")
-    if g.kept.any():
-        ax.scatter(x[g.kept], g.delta[g.kept], s=s * 1.6, c="tab:red", edgecolors="k", linewidths=0.4,
-                   label=f"{kept_label}: {g.num_kept}/{len(g)}")
+    if color_by_score:
+        sc = ax.scatter(x, g.delta, s=s, c=g.score, cmap="viridis", linewidths=0, label="score rho x delta")
+        ax.figure.colorbar(sc, ax=ax, shrink=0.8, label="score")
+        if g.kept.any():
+            ax.scatter(x[g.kept], g.delta[g.kept], s=s * 2.5, facecolors="none", edgecolors="tab:red",
+                       linewidths=1.0, label=f"{kept_label}: {g.num_kept}/{len(g)}")
+    else:
+        ax.scatter(x[~g.kept], g.delta[~g.kept], s=s, c="0.6", alpha=0.7, linewidths=0, label="pruned")
+        if g.kept.any():
+            ax.scatter(x[g.kept], g.delta[g.kept], s=s * 1.6, c="tab:red", edgecolors="k", linewidths=0.4,
+                       label=f"{kept_label}: {g.num_kept}/{len(g)}")
     ax.set_xlabel("log density  log rho" if log_rho else "density  rho")
     ax.set_ylabel("distance to a denser token  delta")
     ax.set_title(title)

@@ -27,7 +27,7 @@ import numpy as np
 from ftp_pose.viz.decision_graph import decision_graph_data, plot_decision_graph
 from ftp_pose.viz.tokens import HR_KEPT_COLOR, KEPT_COLOR, overlay_kept_tokens
 
-__all__ = ["ExplorerResult", "PruningExplorer", "crop_images", "predicted_joints"]
+__all__ = ["Explorer", "ExplorerResult", "PruningExplorer", "crop_images", "predicted_joints"]
 
 #: display size (H, W) of every crop panel, whatever the model's input size
 DISPLAY_SIZE = (256, 192)
@@ -52,6 +52,12 @@ class ExplorerResult:
     kept_index_l: np.ndarray
     kept_index_h: np.ndarray | None
     png: bytes = field(default=b"", repr=False)
+
+    def kept_label(self) -> str:
+        """The short label ``"kept: M_h high-res / M_l low-res tokens"`` (no HR part without the HRB)."""
+        if self.num_kept_h is None:
+            return f"kept: {self.num_kept_l} low-res tokens"
+        return f"kept: {self.num_kept_h} high-res / {self.num_kept_l} low-res tokens"
 
     def summary(self) -> str:
         """One status line (the counts; the time is appended separately by :meth:`status`)."""
@@ -206,10 +212,11 @@ class PruningExplorer:
                     self.controls[name].value = v
         finally:
             self._busy = False
-        res = self.compute(**changes, render=True)
+        res = self.compute(**changes, render=True)  # type: ignore[arg-type]
         if self.image is not None:
             self.image.value = res.png
-            self.status_label.value = f"<b>{res.summary()}</b>; forward {res.forward_ms:.1f} ms"
+            self.status_label.value = (f"<b>{res.kept_label()}</b> ({res.summary()}); "
+                                       f"forward {res.forward_ms:.1f} ms")
         return res
 
     # ------------------------------------------------------------------ drawing
@@ -280,3 +287,7 @@ class PruningExplorer:
         buf = io.BytesIO()
         fig.savefig(buf, format="png", metadata={"Software": None})
         return buf.getvalue()
+
+
+#: the name the notebooks and tests use for the explorer
+Explorer = PruningExplorer
