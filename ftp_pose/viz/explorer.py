@@ -256,7 +256,10 @@ class PruningExplorer:
         axes[1, 2].set_title("predicted pose (key frame)", fontsize=10)
         axes[1, 3].axis("off")
         tau = "C" if res.tau_scale == 1.0 else f"{res.tau_scale:.3g} C"
-        text = (f"sample: {res.sample}\n\neps_h = {res.eps_h:g}, eps_l = {res.eps_l:g}\nk = {res.k}, tau = {tau}\n\n"
+        import textwrap
+
+        sample = textwrap.fill(f"sample: {res.sample}", 30, subsequent_indent="  ")
+        text = (f"{sample}\n\neps_h = {res.eps_h:g}, eps_l = {res.eps_l:g}\nk = {res.k}, tau = {tau}\n\n"
                 f"LRB: {res.num_kept_l} / {res.num_tokens_l} tokens\n")
         if res.num_kept_h is not None:
             text += f"HRB: {res.num_kept_h} / {res.num_tokens_h} tokens\n"
