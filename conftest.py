@@ -7,3 +7,8 @@ import os
 
 os.environ.setdefault("FTP_POSE_QUICK", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run the browser test last: by then the quick-training test has cached the checkpoint it uses."""
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)

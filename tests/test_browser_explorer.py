@@ -76,6 +76,11 @@ def lab(tmp_path: Path):
             pytest.fail(msg)
         pytest.skip(msg)
     pytest.importorskip("playwright.sync_api")
+    # The notebook loads the cached quick checkpoint; make sure it exists before the browser's
+    # bounded waits start (in a fresh clone this trains it once, a few minutes on 2 cores).
+    from ftp_pose.engine.quick import quick_checkpoint
+
+    quick_checkpoint()
     root = tmp_path / "lab"
     root.mkdir()
     shutil.copy(NOTEBOOK, root / NOTEBOOK.name)
