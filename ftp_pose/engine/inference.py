@@ -149,23 +149,13 @@ def score_and_write(predictions: list[dict], gt_ann: str | Path, out_dir: str | 
                     pred_subdir: str = "predictions", stem: str = "result") -> Any:
     """Write per-video PoseTrack prediction jsons to ``out_dir/pred_subdir``, score them against
     ``gt_ann``, write ``out_dir/<stem>.json`` and ``<stem>.md``; return the APResult."""
-    from ftp_pose.io import write_json, write_text
-    from ftp_pose.metrics import evaluate_ap, write_posetrack_predictions
+    from ftp_pose.engine.evaluate import score_predictions
+    from ftp_pose.metrics import write_posetrack_predictions
 
     out_dir = Path(out_dir)
     pred_dir = out_dir / pred_subdir
     write_posetrack_predictions(pred_dir, gt_ann, predictions)
-    result = evaluate_ap(gt_ann, pred_dir)
-    write_json(out_dir / f"{stem}.json", _json_of(result))
-    write_text(out_dir / f"{stem}.md", result.to_markdown() + "\n")
-    return result
-
-
-def _json_of(result: Any) -> Any:
-    import json
-
-    j = result.to_json()
-    return json.loads(j) if isinstance(j, str) else j
+    return score_predictions(gt_ann, pred_dir, out_dir / f"{stem}.json")
 
 
 def validate(model: nn.Module, val_set: Dataset, cfg: Any, dist: D.DistInfo, out_dir: Path) -> dict:
