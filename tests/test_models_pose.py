@@ -128,3 +128,31 @@ def test_a_few_steps_reduce_the_loss(posetrack18_root: Path) -> None:
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0], losses
+
+
+def test_set_pruning_keeps_config_and_modules_in_sync() -> None:
+    torch.manual_seed(0)
+    model = build_model("ftp_pose", **TINY).eval()
+    clips = torch.randn(1, 3, 3, 256, 192)
+    with torch.no_grad():
+        _, before = model(clips, return_info=True)
+    assert model.set_pruning(eps_h=3, eps_l=10, k=7, tau=2.0 * model.config.embed_dim) is model
+    cfg, mg = model.config, model.mgfe
+    assert (cfg.eps_h, cfg.eps_l, cfg.k, cfg.tau) == (3.0, 10.0, 7, 2.0 * cfg.embed_dim)
+    for module, eps in ((mg.prune_h, cfg.eps_h), (mg.prune_l, cfg.eps_l)):
+        assert (module.eps, module.k, module.tau) == (eps, cfg.k, cfg.tau)
+    with torch.no_grad():
+        _, after = model(clips, return_info=True)
+    assert before["kept_index_h"].shape[1] == math.ceil(3072 / 6) and after["kept_index_h"].shape[1] == 1024
+    assert before["kept_index_l"].shape[1] == 96 and after["kept_index_l"].shape[1] == math.ceil(576 / 10)
+    model.set_pruning(eps_l=6)                       # None keeps the other settings
+    assert (cfg.eps_h, cfg.eps_l, cfg.k) == (3.0, 6.0, 7) and mg.prune_l.eps == 6.0
+    for bad in (dict(eps_h=0.5), dict(eps_l=0), dict(k=0), dict(tau=0.0)):
+        with pytest.raises(ValueError):
+            model.set_pruning(**bad)
+    assert (cfg.eps_h, cfg.eps_l, cfg.k) == (3.0, 6.0, 7)   # a refused call changes nothing
+    base = build_model("baseline", **TINY)
+    with pytest.raises(ValueError, match="baseline"):
+        base.set_pruning(eps_l=2)
+    base.set_pruning(k=3)
+    assert base.config.k == 3 and base.mgfe.prune_l.k == 3

@@ -56,8 +56,26 @@ def test_k_tau_and_sample_reach_the_model(explorer: PruningExplorer) -> None:
     p = explorer.model.mgfe.prune_h
     assert p.k == 3 and p.tau == pytest.approx(320.0) and explorer.model.mgfe.prune_l.k == 3
     assert r.sample == "b" and r.joints.shape == (17, 3) and np.isfinite(r.joints).all()
+    assert explorer.model.config.tau == pytest.approx(320.0)   # set_pruning: config and modules together
     explorer.update(tau_scale=1.0)
-    assert p.tau is None  # back to the model's default temperature (C)
+    assert p.tau == pytest.approx(32.0)  # back to the default temperature, C
+
+
+def test_random_toggle_compares_with_a_seeded_random_selection(explorer: PruningExplorer) -> None:
+    r = explorer.update(eps_h=6, eps_l=6, k=5, tau_scale=1.0, sample="a", random=True)
+    assert explorer.controls["random"].value is True
+    rr = r.random
+    assert rr is not None and (rr.num_kept_h, rr.num_kept_l) == (r.num_kept_h, r.num_kept_l)
+    assert not np.array_equal(rr.kept_index_h, r.kept_index_h)
+    assert r.coverage_h > 0 and rr.coverage_h > 0 and rr.joints.shape == (17, 3)
+    again = explorer.compute(render=False)
+    assert np.array_equal(again.random.kept_index_h, rr.kept_index_h)   # seeded: the same subset every time
+    assert "top: DPC, bottom: random" in explorer.status_label.value and r.update_ms >= r.forward_ms
+    # the DPC modules are back in place after the random run
+    from ftp_pose.models.dpc import DPCPruning
+    assert isinstance(explorer.model.mgfe.prune_h, DPCPruning) and isinstance(explorer.model.mgfe.prune_l, DPCPruning)
+    explorer.update(random=False)
+    assert explorer.last.random is None
 
 
 def test_bad_settings_are_rejected(explorer: PruningExplorer) -> None:

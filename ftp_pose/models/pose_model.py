@@ -152,6 +152,34 @@ class FTPPose(nn.Module):
     def heatmap_size(self) -> tuple[int, int]:
         return self.config.heatmap_size
 
+    def set_pruning(self, eps_h: float | None = None, eps_l: float | None = None, k: int | None = None,
+                    tau: float | None = None) -> "FTPPose":
+        """Change the pruning settings of ``config`` and of the DPC modules together (None = keep).
+
+        Pruning has no parameters, so the same weights run at any ``eps_h, eps_l`` (>= 1), ``k``
+        (>= 1) and ``tau`` (> 0; ``config.tau = None`` means C and cannot be set back here: pass
+        the width instead). The baseline (no HRB) refines all its tokens: it refuses ``eps != 1``.
+        Returns the model.
+        """
+        cfg = self.config
+        new = dict(eps_h=cfg.eps_h if eps_h is None else float(eps_h), eps_l=cfg.eps_l if eps_l is None else float(eps_l),
+                   k=cfg.k if k is None else int(k), tau=cfg.tau if tau is None else float(tau))
+        if new["eps_h"] < 1 or new["eps_l"] < 1:
+            raise ValueError(f"pruning ratios must be >= 1, got eps_h={new['eps_h']}, eps_l={new['eps_l']}")
+        if new["k"] < 1:
+            raise ValueError(f"k must be >= 1, got {new['k']}")
+        if new["tau"] is not None and not new["tau"] > 0:
+            raise ValueError(f"tau must be > 0, got {new['tau']}")
+        if not cfg.use_hrb and (new["eps_h"] != 1 or new["eps_l"] != 1):
+            raise ValueError(f"the baseline (no HRB) has no pruning: eps must be 1, got eps_h={new['eps_h']}, "
+                             f"eps_l={new['eps_l']}")
+        for name, value in new.items():
+            setattr(cfg, name, value)
+        prunes = [(self.mgfe.prune_l, cfg.eps_l)] + ([(self.mgfe.prune_h, cfg.eps_h)] if cfg.use_hrb else [])
+        for module, eps in prunes:
+            module.eps, module.k, module.tau = float(eps), int(cfg.k), cfg.tau
+        return self
+
     def _check_input(self, clips: torch.Tensor) -> None:
         t, (h, w) = self.config.num_frames, self.config.img_size
         if clips.dim() != 5 or clips.shape[1] != t or clips.shape[2] != 3 or tuple(clips.shape[3:]) != (h, w):
