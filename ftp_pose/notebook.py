@@ -232,3 +232,32 @@ def real_video_clips(input_size: tuple[int, int], key_frame: int = 4,
                                                          "frames": [p.name for p in names],
                                                          "vid_id": folder.name}}
     return out
+
+
+# ----------------------------------------------------------------------------- shapes from a config
+
+def pipeline_shapes(cfg: Any, batch: int = 1) -> list[tuple[str, tuple[int, ...], int | None]]:
+    """``(step, shape, tokens)`` of every FTP-Pose step, computed from an ``FTPPoseConfig`` alone.
+
+    No forward pass: notebook 02 prints it for the paper's config beside the quick model's and
+    checks the quick rows against the shapes its forward pass produced. ``tokens`` is None for
+    the heatmaps (maps, not tokens).
+    """
+    from ftp_pose.models import num_kept
+
+    t, c = cfg.num_frames, cfg.embed_dim
+    n = cfg.grid_size[0] * cfg.grid_size[1]
+    n_h = cfg.heatmap_size[0] * cfg.heatmap_size[1]
+    m_l, m_h = num_kept(t * n, cfg.eps_l), num_kept(n_h, cfg.eps_h)
+    return [
+        ("backbone tokens (B x T x N x C)", (batch, t, n, c), t * n),
+        ("LRB output (B x T*N x C)", (batch, t * n, c), t * n),
+        (f"LRB kept tokens (eps_l={cfg.eps_l:g})", (batch, m_l, c), m_l),
+        ("HRB grid (B x 16N x C)", (batch, n_h, c), n_h),
+        (f"HRB kept tokens (eps_h={cfg.eps_h:g})", (batch, m_h, c), m_h),
+        ("F_l (refined LRB tokens)", (batch, m_l, c), m_l),
+        ("F_h (refined HRB tokens)", (batch, m_h, c), m_h),
+        ("fusion keys/values [F_h ; F_l]", (batch, m_h + m_l, c), m_h + m_l),
+        ("fused grid", (batch, n_h, c), n_h),
+        ("heatmaps (B x J x h x w)", (batch, cfg.num_joints, *cfg.heatmap_size), None),
+    ]

@@ -213,8 +213,10 @@ def model_from_checkpoint(path: str | Path, device: str | torch.device = "cpu") 
 def evaluate_checkpoint(checkpoint: str | Path, ann: str | Path, images: str | Path, *, boxes: str = "gt",
                         out_dir: str | Path = "runs/eval", batch_size: int = 16, flip_test: bool = True,
                         device: str = "auto", workers: int = 0, det_score_thresh: float | None = None,
-                        nms_oks: float | None = 0.9) -> Any:
+                        nms_oks: float | None = 0.9, progress: bool = True) -> Any:
     """Run ``checkpoint`` on the people of ``ann`` (gt boxes or a detection json) and score it.
+
+    ``progress=False`` hides the tqdm bar (notebooks: no bar widgets in stored outputs).
 
     Writes ``out_dir/predictions/<video>.json`` (PoseTrack 2018 layout), ``out_dir/result.json`` and
     ``out_dir/result.md``; returns the APResult. Crop sizes come from the checkpoint's config.
@@ -234,5 +236,6 @@ def evaluate_checkpoint(checkpoint: str | Path, ann: str | Path, images: str | P
     if len(dataset) == 0:
         raise ValueError(f"no person boxes to evaluate in {ann} (boxes={boxes})")
     preds = predict(model, dataset, batch_size=batch_size, flip_test=flip_test, device=dev,
-                    amp=amp_dtype(cfg, dev), workers=workers, nms_oks=None if boxes == "gt" else nms_oks)
+                    amp=amp_dtype(cfg, dev), workers=workers, nms_oks=None if boxes == "gt" else nms_oks,
+                    progress=progress)
     return score_and_write(preds, ann, out_dir)
