@@ -16,7 +16,7 @@ import pytest
 
 from ftp_pose.keypoints import EVAL_JOINTS, JOINT_NAMES, NUM_JOINTS
 from ftp_pose.metrics import evaluate_ap, load_posetrack_json, match_frame, write_posetrack_predictions
-from ftp_pose.metrics.posetrack_ap import points_in_regions
+from ftp_pose.metrics.posetrack_ap import points_in_regions, voc_ap
 
 LA = JOINT_NAMES.index("left_ankle")
 
@@ -151,6 +151,45 @@ def test_ties_rank_in_reverse_file_order() -> None:
     assert _all(fp_last, 100 * 2 / 3)  # FP, TP, TP
     fp_first = evaluate_ap(_gt([A, B]), _pred([(FAR, 0.5), (A, 0.5), (B, 0.5)]))
     assert _all(fp_first, 100.0)  # TP, TP, FP
+
+
+def _poseval_ap(scores: list[float], labels: list[bool], n_gt: int) -> float:
+    """poseval's computeRPC + VOCap, transcribed line by line (the oracle for tied scores)."""
+    scores_arr = np.append(np.zeros([0, 0], dtype=np.float32), scores)  # float64, as poseval builds it
+    labels_arr = np.append(np.zeros([0, 0], dtype=np.int8), labels)
+    idxs = np.array(scores_arr).argsort()[::-1]
+    labels_sorted = labels_arr[idxs]
+    precision, recall, npos = np.zeros(len(idxs)), np.zeros(len(idxs)), 0
+    for i in range(len(idxs)):
+        npos += labels_sorted[i] == 1
+        recall[i], precision[i] = npos / n_gt, npos / (i + 1)
+    mpre = np.concatenate([[0.0], precision, [0.0]])
+    mrec = np.concatenate([[0.0], recall, [1.0]])
+    for i in range(mpre.size - 2, -1, -1):
+        mpre[i] = max(mpre[i], mpre[i + 1])
+    i = np.flatnonzero(mrec[1:] != mrec[:-1]) + 1
+    return 100 * float(np.sum((mrec[i] - mrec[i - 1]) * mpre[i]))
+
+
+def test_tied_scores_rank_as_poseval_ranks_them() -> None:
+    # 60 frames with person A each; predictions are A (TP) or FAR (FP) with scores on a 0.1 grid,
+    # so most scores are tied. With more than 16 equal keys numpy's default sort is not stable:
+    # poseval's argsort()[::-1] is then neither file order nor reverse file order.
+    rng = np.random.default_rng(3)
+    n = 60
+    hit = rng.random(n) < 0.6
+    score = np.round(rng.choice([0.3, 0.5, 0.7], size=n) + 0.0, 1)
+    gt = _gt([A] * n, image_ids=[100 + i for i in range(n)], n_images=n)
+    pred = _pred([(A if h else FAR, float(s)) for h, s in zip(hit, score)], image_ids=[100 + i for i in range(n)],
+                 n_images=n)
+    result = evaluate_ap(gt, pred)
+    expected = _poseval_ap(score.tolist(), hit.tolist(), n)
+    assert _all(result, expected)
+    # the test can tell the rankings apart: a stable sort (either direction) gives other values
+    for order in (np.argsort(score, kind="stable")[::-1], np.argsort(-score, kind="stable")):
+        tp = np.cumsum(hit[order])
+        stable_ap = 100 * voc_ap(tp / n, tp / np.arange(1, n + 1))
+        assert abs(stable_ap - expected) > 0.1
 
 
 def test_joints_without_ground_truth() -> None:

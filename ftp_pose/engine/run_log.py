@@ -61,16 +61,18 @@ class MetricsLog:
 
     def plot(self, path: str | Path) -> Path:
         """Draw the training loss per iteration and the validation mean AP per epoch to ``path``."""
-        import matplotlib
-
-        matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
+        # A Figure with its own Agg canvas: no pyplot, so the caller's backend (a notebook's inline
+        # backend, say) is never switched and no global figure is left open.
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
 
         from ftp_pose.io import atomic_write
 
         train = [r for r in self.rows if r["kind"] == "train" and r["loss"] != ""]
         val = [r for r in self.rows if r["kind"] == "val" and r["ap_mean"] != ""]
-        fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+        fig = Figure(figsize=(10, 3.6))
+        FigureCanvasAgg(fig)
+        axes = fig.subplots(1, 2)
         axes[0].plot([int(r["iter"]) for r in train], [float(r["loss"]) for r in train], lw=1.2)
         axes[0].set(xlabel="iteration", ylabel="heatmap loss (MSE)", title="training loss")
         axes[0].set_yscale("log")
@@ -81,7 +83,6 @@ class MetricsLog:
         fig.tight_layout()
         path = Path(path)
         atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format=path.suffix.lstrip(".") or "png"))
-        plt.close(fig)
         return path
 
 

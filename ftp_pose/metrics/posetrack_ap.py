@@ -26,8 +26,11 @@ Scoring, per frame:
    person whose best value is 0 stays unmatched). An assigned prediction's joints are true
    positives where they match; every other predicted joint is a false positive;
 
-then per joint, all predicted joints of all frames are ranked by score (descending, ties in
-reverse file order, which is what poseval's ``argsort()[::-1]`` gives); recall = TP / number of
+then per joint, all predicted joints of all frames are ranked by score exactly as poseval ranks
+them: ``np.array(scores).argsort()[::-1]`` on the float64 scores in file order (frames, then
+people). That is numpy's default, *unstable* sort, reversed: equal scores end up in an order
+that depends on the whole array (for up to 16 scores it is reverse file order); both programs
+make the same call on the same array, so they agree on the same numpy; recall = TP / number of
 annotated ground-truth joints, precision = TP / rank; AP = VOC area under the precision
 envelope (``VOCap``). A joint with predictions but no ground truth has AP NaN; one with neither
 has AP 0 (as in poseval). Mean ("Total" in poseval) is the mean over the 15 evaluated joints that
@@ -339,7 +342,9 @@ def _joint_ap(scores: np.ndarray, labels: np.ndarray, total_pos: int) -> tuple[f
     """
     if len(scores) == 0:
         return 0.0, 0.0, 0.0, 0
-    order = np.argsort(scores, kind="stable")[::-1]
+    # poseval's computeRPC: default (unstable) argsort of the float64 scores, reversed. A stable
+    # sort would rank tied scores differently and change AP on sets with ties.
+    order = np.asarray(scores, dtype=np.float64).argsort()[::-1]
     tp = np.cumsum(labels[order].astype(float))
     precision = tp / np.arange(1, len(order) + 1)
     if total_pos == 0:

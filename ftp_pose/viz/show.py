@@ -110,10 +110,8 @@ def draw_samples(ann: str | Path, image_root: str | Path, out: str | Path, n: in
                  seed: int = 0, full_frames: int = 3) -> Path:
     """Figure: a row of full key frames with every gt person, then ``n`` clip rows
     (``t-1, t, t+1`` crops with the person's skeleton in each frame, and the key-frame heatmaps)."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     from ftp_pose.data.posetrack import PoseTrackClipDataset, read_rgb
     from ftp_pose.viz.skeleton import draw_box, draw_skeleton, plot_clip
@@ -124,7 +122,8 @@ def draw_samples(ann: str | Path, image_root: str | Path, out: str | Path, n: in
     picks = _pick(ds, n, seed)
     key_images = list(dict.fromkeys(ds.items[i].image_id for i in picks))[:full_frames]
     n_cols = len(ds.offsets) + 1
-    fig = plt.figure(figsize=(2.3 * n_cols, 2.2 + 3.0 * len(picks)), dpi=110)
+    fig = Figure(figsize=(2.3 * n_cols, 2.2 + 3.0 * len(picks)), dpi=110)  # own canvas: no backend switch
+    FigureCanvasAgg(fig)
     grid = fig.add_gridspec(1 + len(picks), 1, height_ratios=[2.0] + [3.0] * len(picks), hspace=0.25)
     top = grid[0].subgridspec(1, len(key_images), wspace=0.05)
     for c, img_id in enumerate(key_images):
@@ -147,7 +146,6 @@ def draw_samples(ann: str | Path, image_root: str | Path, out: str | Path, n: in
     fig.suptitle(title or f"{Path(ann).name}: 3-frame clips (ground-truth boxes)", fontsize=10)
     out = Path(out)
     atomic_write(out, lambda tmp: fig.savefig(tmp, format="png", bbox_inches="tight"))
-    plt.close(fig)
     return out
 
 
