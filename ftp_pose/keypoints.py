@@ -36,6 +36,14 @@ JOINT_LOSS_WEIGHTS: tuple[float, ...] = (
     1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.2, 1.2, 1.5, 1.5, 1.0, 1.0, 1.2, 1.2, 1.5, 1.5,
 )
 
+#: OKS sigma per joint (OKS-NMS of detector-box predictions), from mmpose's PoseTrack18 metadata
+#: (``configs/_base_/datasets/posetrack18.py``): COCO's sigmas slot by slot, so head_bottom and
+#: head_top take the COCO eye values (.025) and the empty ear slots keep .035.
+OKS_SIGMAS: tuple[float, ...] = (
+    0.026, 0.025, 0.025, 0.035, 0.035, 0.079, 0.079, 0.072, 0.072, 0.062, 0.062,
+    0.107, 0.107, 0.087, 0.087, 0.089, 0.089,
+)
+
 #: The 15 joints the official ``poseval`` tool evaluates (ears are never annotated),
 #: as indices into :data:`JOINT_NAMES`.
 EVAL_JOINTS: tuple[int, ...] = (0, 1, 2, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16)

@@ -120,11 +120,12 @@ def load_model(s: NotebookSettings, prefer: str = "trained") -> NotebookModel:
     """The model the notebooks show, in eval mode on ``s.device``; the first of:
 
     1. ``$FTP_POSE_CHECKPOINT``: a checkpoint written by ``ftp_pose train``;
-    2. ``prefer="trained"`` only: notebook 03's full-mode run (``runs/notebook_<mode>/best.pt``) when present;
+    2. ``prefer="trained"`` only: notebook 03's full-mode run (``runs/notebook_<mode>/best.pt``) once
+       it has finished (a killed run's ``best.pt`` is not used);
     3. ``$FTP_POSE_PRETRAINED``: ViT weights (timm / MAE / ViTPose file) for the backbone of a
        fresh ``s.backbone`` model (MGFE, fusion and head stay random);
-    4. the quick CPU checkpoint (:func:`ftp_pose.engine.quick_checkpoint`; trained when missing in
-       quick mode only);
+    4. the quick CPU checkpoint (:func:`ftp_pose.engine.quick_checkpoint`: the shipped
+       ``checkpoints/quick_cpu.pt``; trained only when that is missing, in quick mode only);
     5. random weights (seeded), ``s.backbone`` with ``s.model_overrides``.
     """
     from pathlib import Path
@@ -141,8 +142,11 @@ def load_model(s: NotebookSettings, prefer: str = "trained") -> NotebookModel:
     env_ckpt = os.environ.get("FTP_POSE_CHECKPOINT")
     if env_ckpt:
         return from_ckpt(env_ckpt, "trained checkpoint")
-    if prefer == "trained" and not s.quick and (full_run_dir(s) / "best.pt").is_file():
-        return from_ckpt(full_run_dir(s) / "best.pt", "trained checkpoint")
+    from ftp_pose.engine.checkpoint import completed_checkpoint
+
+    finished = completed_checkpoint(full_run_dir(s)) if prefer == "trained" and not s.quick else None
+    if finished is not None:  # only a run that finished every epoch
+        return from_ckpt(finished, "trained checkpoint")
     pretrained = os.environ.get("FTP_POSE_PRETRAINED")
     if pretrained:
         from ftp_pose.models import build_model

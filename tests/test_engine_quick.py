@@ -1,34 +1,67 @@
-"""The quick CPU training (configs/quick_cpu.yaml) learns: clearly non-trivial AP on held-out synthetic videos.
+"""The quick CPU checkpoint: the shipped file is what configs/quick_cpu.yaml trains, and retraining learns.
 
-It trains ``runs/quick_cpu/best.pt`` from scratch (a few minutes on 2 cores), the checkpoint that
-notebooks then reuse through ``ftp_pose.engine.quick_checkpoint()``.
+The slow test retrains from scratch into a temporary folder (a few minutes on 2 cores; one line per
+epoch on the terminal shows it is alive) and checks the AP range; it never touches the shipped
+``checkpoints/quick_cpu.pt``. Retrained weights differ slightly between CPUs (float rounding), so
+the AP is checked against a range, not a value.
 """
 from __future__ import annotations
 
-import json
 import math
+import shutil
+from pathlib import Path
 
 import pytest
 
+from ftp_pose.engine.checkpoint import COMPLETE_MARKER, completed_checkpoint, load_checkpoint
+from ftp_pose.engine.config import load_config
+from ftp_pose.engine.quick import QUICK_CONFIG, QUICK_WEIGHTS, quick_checkpoint
 
 #: mean AP (%) on the held-out synthetic val videos (ground-truth boxes) that the quick training
-#: must beat; measured 57.2 with seed 0 on a 2-core CPU (README), so this leaves a 12-point margin
+#: must beat; it reached 57-59 with seed 0 on 2-core Intel and AMD CPUs, so this leaves a wide margin
 MIN_QUICK_AP = 45.0
 
 
-@pytest.mark.slow
-def test_quick_cpu_training_reaches_nontrivial_ap() -> None:
-    from ftp_pose.engine.inference import model_from_checkpoint
-    from ftp_pose.engine.quick import QUICK_RUN_DIR, quick_checkpoint
+def _recipe(cfg: dict) -> dict:
+    """The parts of a TrainConfig dict that decide the weights (not where they are written)."""
+    return {k: v for k, v in cfg.items() if k not in ("out_dir", "source")}
 
-    best = quick_checkpoint(retrain=True)
-    assert best == QUICK_RUN_DIR / "best.pt" and best.is_file()
-    report = json.loads((QUICK_RUN_DIR / "val_ap.json").read_text())
-    rows = [r for r in (QUICK_RUN_DIR / "metrics.csv").read_text().splitlines()[1:] if r.startswith("val,")]
-    aps = [float(r.split(",")[12]) for r in rows]
+
+def test_shipped_quick_checkpoint_is_small_complete_and_from_the_quick_config() -> None:
+    assert QUICK_WEIGHTS.is_file(), f"{QUICK_WEIGHTS} is missing"
+    assert QUICK_WEIGHTS.stat().st_size < 8 * 2**20
+    ckpt = load_checkpoint(QUICK_WEIGHTS)
+    assert "optimizer" not in ckpt and "rng" not in ckpt  # weights, config and metrics only
+    assert _recipe(ckpt["config"]) == _recipe(load_config(QUICK_CONFIG).to_dict())
+    assert ckpt["best_ap"] > MIN_QUICK_AP
+    assert quick_checkpoint(train_if_missing=False) == QUICK_WEIGHTS
+
+
+def test_partial_run_is_never_used(tmp_path: Path) -> None:
+    run = tmp_path / "quick"
+    run.mkdir()
+    shutil.copy(QUICK_WEIGHTS, run / "best.pt")  # a best.pt exists, but the run never finished
+    assert completed_checkpoint(run) is None
+    with pytest.raises(FileNotFoundError, match="complete"):
+        quick_checkpoint(train_if_missing=False, run_dir=run, shipped=False)
+    (run / COMPLETE_MARKER).write_text("{}")
+    assert quick_checkpoint(train_if_missing=False, run_dir=run, shipped=False) == run / "best.pt"
+
+
+@pytest.mark.slow
+def test_quick_cpu_training_reaches_nontrivial_ap(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from ftp_pose.engine.inference import model_from_checkpoint
+
+    run = tmp_path / "quick"
+    with capsys.disabled():  # let the per-epoch lines through: a long step shows it is alive
+        best = quick_checkpoint(retrain=True, run_dir=run)
+    assert best == run / "best.pt" and (run / COMPLETE_MARKER).is_file()
+    rows = [r.split(",") for r in (run / "metrics.csv").read_text().splitlines()[1:] if r.startswith("val,")]
+    aps = [float(r[12]) for r in rows]
     assert aps and all(math.isfinite(a) for a in aps)
     assert max(aps) > MIN_QUICK_AP, f"quick training reached only {max(aps):.1f} mean AP (val rows {aps})"
-    assert report  # val_ap.json of the last validation exists and is not empty
+    shipped = load_checkpoint(QUICK_WEIGHTS)["best_ap"]
+    assert abs(max(aps) - shipped) < 8.0, f"retrained {max(aps):.1f} vs shipped {shipped:.1f} mean AP"
     model, cfg = model_from_checkpoint(best)  # reusable: rebuilds and loads
     assert cfg.model.name == "ftp_pose"
-    assert quick_checkpoint(train_if_missing=False) == best  # cached now
+    assert quick_checkpoint(train_if_missing=False, run_dir=run, shipped=False) == best  # cached now

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from _engine_dummies import DummyClips, DummyPoseNet, ddp_worker, loss_evaluate, mse_loss
-from ftp_pose.engine.checkpoint import load_checkpoint
+from ftp_pose.engine.checkpoint import completed_checkpoint, load_checkpoint
 from ftp_pose.engine.config import OptimConfig, load_config
 from ftp_pose.engine.optim import build_optimizer, build_scheduler, lr_factor_at, param_groups
 from ftp_pose.engine.run_log import TIMING_COLUMNS
@@ -65,10 +65,12 @@ def test_killed_then_resumed_equals_uninterrupted(tmp_path: Path, kill_step: int
         _run(cfg, callbacks=[_kill_at(kill_step)])
     ckpt = load_checkpoint(tmp_path / "killed" / "last.pt")
     assert ckpt["global_step"] < kill_step  # the kill lost the steps after the last checkpoint
+    assert completed_checkpoint(tmp_path / "killed") is None  # a killed run's best.pt is never handed out
     resumed = _run(_cfg(tmp_path / "killed", *extra, *resume_extra), resume=True)
     assert resumed["global_step"] == 12
     _assert_same_run(tmp_path / "straight", tmp_path / "killed")
     assert (tmp_path / "killed" / "best.pt").is_file() and (tmp_path / "killed" / "curves.png").is_file()
+    assert completed_checkpoint(tmp_path / "killed") == tmp_path / "killed" / "best.pt"  # finished now
 
 
 def test_checkpoint_loads_with_weights_only(tmp_path: Path) -> None:

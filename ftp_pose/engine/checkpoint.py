@@ -72,6 +72,47 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return ckpt
 
 
+#: file a finished training run writes last (atomically) into its run folder
+COMPLETE_MARKER = "complete.json"
+
+
+def mark_incomplete(run_dir: str | Path) -> None:
+    """Forget that ``run_dir`` holds a finished run (called when a run starts or resumes)."""
+    (Path(run_dir) / COMPLETE_MARKER).unlink(missing_ok=True)
+
+
+def mark_complete(run_dir: str | Path, info: dict[str, Any]) -> Path:
+    """Record that the run in ``run_dir`` finished every epoch; its ``best.pt`` is then final."""
+    from ftp_pose.io import write_json
+
+    return write_json(Path(run_dir) / COMPLETE_MARKER, info)
+
+
+def completed_checkpoint(run_dir: str | Path, name: str = "best.pt") -> Path | None:
+    """``run_dir/name`` if the run that wrote it has finished (its marker exists), else None.
+
+    A killed or still running training rewrites ``best.pt`` every epoch; such a checkpoint is
+    never handed to a reader: resume the run (``train --resume``) or retrain.
+    """
+    run_dir = Path(run_dir)
+    path = run_dir / name
+    return path if (run_dir / COMPLETE_MARKER).is_file() and path.is_file() else None
+
+
+def export_weights(src: str | Path, dst: str | Path, dtype: torch.dtype | None = None) -> Path:
+    """Write the inference part of a training checkpoint (model weights, config, metrics) to ``dst``.
+
+    No optimizer or RNG states: a few MB for the quick model. ``dtype`` (e.g. ``torch.float16``)
+    stores floating weights in that type; :func:`load_checkpoint` readers cast them back.
+    """
+    ckpt = load_checkpoint(src)
+    model = ckpt["model"]
+    if dtype is not None:
+        model = {k: v.to(dtype) if v.is_floating_point() else v for k, v in model.items()}
+    keep = {k: ckpt[k] for k in ("config", "metrics", "epoch", "global_step", "best_ap") if k in ckpt}
+    return save_checkpoint(dst, {"model": model, **keep})
+
+
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     """The plain module inside DDP and/or torch.compile wrappers."""
     while True:

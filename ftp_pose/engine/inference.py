@@ -28,9 +28,8 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from ftp_pose.data import decode_heatmaps, flip_heatmaps, heatmap_to_image_coords, invert_affine
 from ftp_pose.engine import distributed as D
+from ftp_pose.keypoints import OKS_SIGMAS
 
-#: COCO keypoint sigmas (PoseTrack shares the COCO slots), used by OKS-NMS
-_OKS_SIGMAS = np.array([.26, .79, .79, .72, .72, .79, .79, .72, .72, .62, .62, 1.07, 1.07, .87, .87, .89, .89]) / 10.0
 
 
 def _collate(batch: list[dict]) -> dict:
@@ -94,7 +93,7 @@ def oks_nms(predictions: list[dict], threshold: float = 0.9) -> list[dict]:
     for p in predictions:
         by_image.setdefault(p["image_id"], []).append(p)
     keep_all = []
-    var = (2 * _OKS_SIGMAS) ** 2
+    var = (2 * np.asarray(OKS_SIGMAS)) ** 2
     for preds in by_image.values():
         preds = sorted(preds, key=lambda p: -p["score"])
         kp = np.array([p["keypoints"] for p in preds], np.float64)  # N x J x 3

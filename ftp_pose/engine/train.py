@@ -31,7 +31,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from ftp_pose.engine import distributed as D
-from ftp_pose.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state, unwrap
+from ftp_pose.engine.checkpoint import (export_weights, load_checkpoint, mark_complete, mark_incomplete, rng_state,
+                                       save_checkpoint, set_rng_state, unwrap)
 from ftp_pose.engine.config import TrainConfig, config_from_dict, load_config, save_config
 from ftp_pose.engine.optim import build_optimizer, build_scheduler
 from ftp_pose.engine.run_log import MetricsLog, ap_row
@@ -289,6 +290,7 @@ def train(cfg: TrainConfig, *, resume: str | Path | bool | None = None, model: n
     log = None
     if dist.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
+        mark_incomplete(run_dir)  # best.pt is final only once every epoch has run
         save_config(cfg, run_dir / "config.yaml")
         log = MetricsLog(run_dir / "metrics.csv")
         if ckpt_path is not None:
@@ -388,11 +390,27 @@ def train(cfg: TrainConfig, *, resume: str | Path | bool | None = None, model: n
         if dist.is_main:
             assert log is not None
             log.plot(run_dir / "curves.png")
+            _epoch_line(epoch + 1, cfg.optim.epochs, log, metrics, t_start)
 
     result = {"run_dir": str(run_dir), "last": str(run_dir / "last.pt"), "best": str(run_dir / "best.pt"),
               "best_ap": best_ap, "metrics": metrics, "epoch": cfg.optim.epochs, "global_step": global_step,
               "time_s": time.perf_counter() - t_start}
+    if dist.is_main:
+        mark_complete(run_dir, {"epochs": cfg.optim.epochs, "global_step": global_step,
+                                "best_ap": best_ap if math.isfinite(best_ap) else None, "best": "best.pt"})
+    D.barrier()
     return result
+
+
+def _epoch_line(epoch: int, epochs: int, log: MetricsLog, metrics: dict, t_start: float) -> None:
+    """One line per epoch on stderr, so that a run inside a test or a notebook shows it is alive."""
+    import sys
+
+    train_rows = [r for r in log.rows if r["kind"] == "train" and int(r["epoch"]) == epoch]
+    loss = f", loss {float(train_rows[-1]['loss']):.4g}" if train_rows else ""
+    ap = f", val mean AP {metrics['Mean']:.1f}" if metrics.get("epoch") == epoch and "Mean" in metrics else ""
+    print(f"[ftp_pose train] epoch {epoch}/{epochs}{loss}{ap}, {time.perf_counter() - t_start:.0f} s",
+          file=sys.stderr, flush=True)
 
 
 def _progress(loader: DataLoader, dist: D.DistInfo, **kw: Any):
@@ -411,6 +429,9 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", nargs="?", const="auto", default=None, metavar="PATH",
                         help="continue from PATH, or from <out>/last.pt when no PATH is given")
     parser.add_argument("--out", help="run folder (overrides out_dir)")
+    parser.add_argument("--export-weights", type=Path, metavar="PATH",
+                        help="when the run has finished, also write best.pt's weights, config and metrics "
+                             "(no optimizer state) to PATH")
 
 
 def run_cli(args: argparse.Namespace) -> int:
@@ -434,4 +455,6 @@ def run_cli(args: argparse.Namespace) -> int:
         best = f"{result['best_ap']:.2f}" if math.isfinite(result["best_ap"]) else "n/a (no validation)"
         print(f"run folder: {result['run_dir']}\nbest mean AP: {best}\n"
               f"checkpoints: {result['last']}, {result['best']}")
+        if args.export_weights:
+            print(f"weights: {export_weights(result['best'], args.export_weights)}")
     return 0
