@@ -265,3 +265,31 @@ def pipeline_shapes(cfg: Any, batch: int = 1) -> list[tuple[str, tuple[int, ...]
         ("fused grid", (batch, n_h, c), n_h),
         ("heatmaps (B x J x h x w)", (batch, cfg.num_joints, *cfg.heatmap_size), None),
     ]
+
+
+# ----------------------------------------------------------------------------- what a checkpoint's run recorded
+
+def run_record(checkpoint: Any) -> dict[str, Any]:
+    """What notebook 03 reads about the run behind ``checkpoint`` (a run's ``best.pt`` or the
+    shipped ``checkpoints/quick_cpu.pt``), without loading the model.
+
+    Returns ``config`` (the resolved training config, a dict), ``metrics`` (the last validation:
+    per-group AP, ``epoch``) and ``history``: the rows of the run's ``metrics.csv`` (``kind`` train
+    or val), read from ``history`` in the checkpoint, the run folder (``<dir>/metrics.csv``) or
+    the file shipped beside the checkpoint (``<stem>_metrics.csv``); None when there is none.
+    """
+    import csv
+    from pathlib import Path
+
+    import torch
+
+    path = Path(checkpoint)
+    payload = torch.load(path, map_location="cpu", weights_only=False)
+    history = payload.get("history")
+    if history is None:
+        for csv_path in (path.parent / "metrics.csv", path.with_name(f"{path.stem}_metrics.csv")):
+            if csv_path.is_file():
+                with open(csv_path) as f:
+                    history = list(csv.DictReader(f))
+                break
+    return {"config": payload.get("config"), "metrics": payload.get("metrics") or {}, "history": history}
