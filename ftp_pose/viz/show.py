@@ -51,7 +51,8 @@ def ensure_synth_demo(path: Path | None = None, seed: int = 0) -> Path:
 
     tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    generate_synthetic_posetrack(tmp, n_videos=2, n_val_videos=3, n_frames=8, seed=seed, difficulty="medium")
+    generate_synthetic_posetrack(tmp, n_videos=2, n_val_videos=3, n_frames=8, seed=seed, difficulty="medium",
+                                 progress=False)   # no bar: notebooks call this, and their outputs are compared
     if path.exists():
         shutil.rmtree(path)
     os.replace(tmp, path)
