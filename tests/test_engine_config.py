@@ -8,6 +8,7 @@ import pytest
 from ftp_pose.engine.config import ConfigError, TrainConfig, config_from_dict, load_config
 from ftp_pose.paths import REPO_ROOT
 
+QUICK_CONFIG = REPO_ROOT / "configs" / "quick_cpu.yaml"
 CONFIGS = sorted((REPO_ROOT / "configs").glob("*.yaml"))
 
 
@@ -63,3 +64,31 @@ def test_bad_override_is_named(override: str, pattern: str) -> None:
 def test_missing_config_file(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="nope.yaml"):
         load_config(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize("offsets", ["[-2, -1]", "[1, 2]", "[1]", "[-1, 0, 1]", "[1, 1]"])
+def test_offsets_must_put_the_key_frame_in_the_middle(offsets: str) -> None:
+    with pytest.raises(ConfigError, match=r"quick_cpu\.yaml: data\.offsets"):
+        load_config(QUICK_CONFIG, [f"data.offsets={offsets}"])
+
+
+def test_offsets_set_the_models_frames() -> None:
+    from ftp_pose.clip import ClipLayout
+    from ftp_pose.engine.builders import build_model_from_config
+
+    cfg = load_config(QUICK_CONFIG, ["data.offsets=[-2, -1, 1, 2]"])
+    assert ClipLayout(cfg.data.offsets).frames == (-2, -1, 0, 1, 2)
+    assert build_model_from_config(cfg).config.num_frames == 5
+    assert load_config(QUICK_CONFIG, ["data.offsets=[-1]"]).data.offsets == (-1,)  # T = 2, key at T // 2 = 1
+
+
+def test_train_cli_rejects_offsets_before_training(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "ftp_pose", "train", "--config", str(QUICK_CONFIG),
+                           "--set", "data.offsets=[-2,-1]", "--out", str(out)],
+                          capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
+    assert proc.returncode != 0 and "data.offsets" in proc.stderr
+    assert "Traceback" not in proc.stderr and not out.exists()

@@ -101,3 +101,8 @@ def test_engine_imports_have_no_cycles() -> None:
     assert f"{ENGINE}.builders" in graph[f"{ENGINE}.train"]  # function-level imports are seen too
     cycle = _find_cycle(graph)
     assert cycle is None, f"ftp_pose/engine modules import each other in a cycle: {' -> '.join(cycle)}"
+
+
+def test_clip_layout_is_neutral() -> None:
+    """ftp_pose/clip.py is shared by data and models, so it imports nothing from the package."""
+    assert not {n for n in _imports(PKG / "clip.py") if n.startswith("ftp_pose")}

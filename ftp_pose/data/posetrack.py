@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ftp_pose.clip import ClipLayout
 from ftp_pose.io import read_json
 from ftp_pose.keypoints import LOWER_BODY_JOINTS, NUM_JOINTS, UPPER_BODY_JOINTS
 from ftp_pose.data.detections import load_detections
@@ -397,13 +398,12 @@ class PoseTrackClipDataset(Dataset):
                  input_size: tuple[int, int] = (256, 192), heatmap_size: tuple[int, int] = (64, 48),
                  sigma: float = 2.0, box_enlarge: float = 1.25, det_score_thresh: float = 0.2,
                  aug: AugmentConfig | None = None, min_visible_joints: int = 1, frames: str = "labeled") -> None:
-        offsets = [int(o) for o in offsets]
-        if 0 in offsets or len(set(offsets)) != len(offsets):
-            raise ValueError(f"offsets must be distinct and non-zero (the key frame is added), got {offsets}")
+        #: the clip's frames (sorted offsets incl. the key frame 0) and where the key sits
+        self.layout = ClipLayout(offsets)
         if frames not in ("labeled", "all"):
             raise ValueError(f"frames must be 'labeled' or 'all', got {frames!r}")
-        self.offsets: list[int] = sorted(offsets + [0])
-        self.key_index: int = self.offsets.index(0)
+        self.offsets: list[int] = list(self.layout.frames)
+        self.key_index: int = self.layout.key_index
         self.image_root = Path(image_root)
         self.train = bool(train)
         self.input_size = (int(input_size[0]), int(input_size[1]))

@@ -13,7 +13,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ftp_pose.engine import distributed as D
-from ftp_pose.engine.config import ConfigError, TrainConfig
+from ftp_pose.engine.config import ConfigError, TrainConfig, clip_layout
 
 #: loss_fn(pred B x J x h x w, target B x J x h x w, target_weight B x J) -> scalar
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -87,6 +87,7 @@ def build_model_from_config(cfg: TrainConfig) -> nn.Module:
     m = cfg.model
     kwargs = dict(m.overrides)
     kwargs.setdefault("img_size", tuple(cfg.data.input_size))
+    kwargs["num_frames"] = clip_layout(cfg).num_frames  # the data's clips: key frame in the middle
     if m.pretrained:
         kwargs["pretrained"] = str(resolve_path(m.pretrained))
     model = build_model(m.name, backbone=m.backbone, eps_h=m.eps_h, eps_l=m.eps_l, **kwargs)

@@ -24,6 +24,8 @@ from typing import Any
 
 import yaml
 
+from ftp_pose.clip import ClipLayout
+
 
 class ConfigError(ValueError):
     """A bad key or value in a training config (the message names the key and the source)."""
@@ -72,7 +74,7 @@ class DataConfig:
     input_size: tuple[int, int] = (256, 192)
     heatmap_size: tuple[int, int] = (64, 48)
     sigma: float = 2.0
-    #: frame offsets of the neighbours around the key frame
+    #: frame offsets of the neighbours around the key frame (balanced: the model reads the key in the middle)
     offsets: tuple[int, ...] = (-1, 1)
     box_enlarge: float = 1.25
     det_score_thresh: float = 0.2
@@ -246,7 +248,17 @@ def config_from_dict(values: dict[str, Any], source: str = "<dict>") -> TrainCon
     values.pop("source", None)
     cfg = _build(TrainConfig, values, "", source)
     cfg.source = source
+    clip_layout(cfg)  # checked now, not when the first batch runs
     return cfg
+
+
+def clip_layout(cfg: TrainConfig) -> ClipLayout:
+    """The clip's frames from ``data.offsets``; ConfigError unless the key frame is the middle one."""
+    try:
+        return ClipLayout(cfg.data.offsets).check_middle_key(f"{cfg.source}: data.offsets")
+    except ValueError as e:
+        msg = str(e) if "data.offsets" in str(e) else f"{cfg.source}: data.offsets: {e}"
+        raise ConfigError(msg) from None
 
 
 def parse_override(text: str) -> tuple[str, Any]:

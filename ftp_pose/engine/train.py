@@ -34,7 +34,7 @@ from ftp_pose.engine.builders import (LossFn, amp_dtype, build_dataset, build_mo
                                       collate_clips, default_loss, ensure_synthetic, resolve_path)
 from ftp_pose.engine.checkpoint import (export_weights, load_checkpoint, mark_complete, mark_incomplete, rng_state,
                                        save_checkpoint, set_rng_state, unwrap)
-from ftp_pose.engine.config import TrainConfig, apply_overrides, config_from_dict, load_config, save_config
+from ftp_pose.engine.config import ConfigError, TrainConfig, apply_overrides, config_from_dict, load_config, save_config
 from ftp_pose.engine.inference import validate
 from ftp_pose.engine.optim import build_optimizer, build_scheduler
 from ftp_pose.engine.run_log import MetricsLog, ap_row
@@ -319,13 +319,16 @@ def run_cli(args: argparse.Namespace) -> int:
     overrides = list(args.overrides)
     if args.out:
         overrides.append(f"out_dir={args.out}")
-    if args.config is not None:
-        cfg = load_config(args.config, overrides)
-    elif args.resume and args.resume != "auto":
-        ckpt = load_checkpoint(args.resume)
-        cfg = config_from_dict(apply_overrides(ckpt["config"], overrides, str(args.resume)), str(args.resume))
-    else:
-        raise SystemExit("train: --config is required (or --resume PATH to continue a run)")
+    try:
+        if args.config is not None:
+            cfg = load_config(args.config, overrides)
+        elif args.resume and args.resume != "auto":
+            ckpt = load_checkpoint(args.resume)
+            cfg = config_from_dict(apply_overrides(ckpt["config"], overrides, str(args.resume)), str(args.resume))
+        else:
+            raise SystemExit("train: --config is required (or --resume PATH to continue a run)")
+    except (ConfigError, FileNotFoundError) as e:  # a bad config: one clear line, before anything runs
+        raise SystemExit(f"train: {e}") from None
     try:
         result = train(cfg, resume=args.resume)
     finally:
