@@ -45,7 +45,7 @@ def ensure_synthetic(cfg: TrainConfig, dist: D.DistInfo | None = None) -> None:
         from ftp_pose.data.synthetic import generate_synthetic_posetrack
 
         generate_synthetic_posetrack(resolve_path(syn.out_dir), n_videos=syn.n_videos, n_frames=syn.n_frames,
-                                     seed=syn.seed, **syn.options)
+                                     seed=syn.seed, **syn.options.kwargs())
     D.barrier()
     if not resolve_path(cfg.data.train_ann).is_file():
         raise FileNotFoundError(f"{cfg.source}: data.train_ann not found after generating synthetic data: "
@@ -65,9 +65,7 @@ def build_dataset(cfg: TrainConfig, split: str) -> Dataset:
         input_size=tuple(d.input_size), heatmap_size=tuple(d.heatmap_size), sigma=d.sigma,
         box_enlarge=d.box_enlarge, det_score_thresh=d.det_score_thresh)
     if train:
-        from ftp_pose.data import AugmentConfig
-
-        kwargs["aug"] = AugmentConfig(**d.aug) if d.augment else None
+        kwargs["aug"] = d.aug if d.augment else None
     ds: Dataset = PoseTrackClipDataset(str(resolve_path(ann)), str(resolve_path(images)), **kwargs)
     limit = d.max_train_items if train else d.max_val_items
     if limit is not None and limit < len(ds):  # type: ignore[arg-type]
@@ -75,22 +73,39 @@ def build_dataset(cfg: TrainConfig, split: str) -> Dataset:
     return ds
 
 
+def model_kwargs(cfg: TrainConfig) -> dict[str, Any]:
+    """``build_model`` / ``make_config`` keyword arguments of the config's model.
+
+    The network's input size is ``data.input_size`` and its frame count that of ``data.offsets``
+    (key frame in the middle); ``model.overrides`` change the backbone preset.
+    """
+    m = cfg.model
+    kwargs: dict[str, Any] = dict(name=m.name, backbone=m.backbone, eps_h=m.eps_h, eps_l=m.eps_l,
+                                  **m.overrides.kwargs())
+    kwargs["img_size"] = tuple(cfg.data.input_size)
+    kwargs["num_frames"] = clip_layout(cfg).num_frames
+    if m.pretrained:
+        kwargs["pretrained"] = str(resolve_path(m.pretrained))
+    return kwargs
+
+
+def model_config(cfg: TrainConfig) -> Any:
+    """The :class:`ftp_pose.models.FTPPoseConfig` that :func:`build_model_from_config` builds (no weights)."""
+    from ftp_pose.models import make_config
+
+    return make_config(**model_kwargs(cfg))
+
+
 def build_model_from_config(cfg: TrainConfig) -> nn.Module:
     """``ftp_pose.models.build_model`` with the config's variant, backbone, ratios and overrides.
 
-    The model's input size is ``data.input_size`` (unless ``model.overrides.img_size`` says
-    otherwise); its heatmap size must equal ``data.heatmap_size``. ``model.pretrained`` (a
-    checkpoint path) is loaded by build_model.
+    Its heatmap size must equal ``data.heatmap_size``. ``model.pretrained`` (a checkpoint path)
+    is loaded by build_model.
     """
     from ftp_pose.models import build_model
 
-    m = cfg.model
-    kwargs = dict(m.overrides)
-    kwargs.setdefault("img_size", tuple(cfg.data.input_size))
-    kwargs["num_frames"] = clip_layout(cfg).num_frames  # the data's clips: key frame in the middle
-    if m.pretrained:
-        kwargs["pretrained"] = str(resolve_path(m.pretrained))
-    model = build_model(m.name, backbone=m.backbone, eps_h=m.eps_h, eps_l=m.eps_l, **kwargs)
+    kwargs = model_kwargs(cfg)
+    model = build_model(**kwargs)
     hm = tuple(getattr(model.config, "heatmap_size", cfg.data.heatmap_size))
     if hm != tuple(cfg.data.heatmap_size):
         raise ConfigError(f"{cfg.source}: data.heatmap_size {tuple(cfg.data.heatmap_size)} does not match the "
