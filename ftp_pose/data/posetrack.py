@@ -26,7 +26,7 @@ from ftp_pose.clip import ClipLayout
 from ftp_pose.io import read_json
 from ftp_pose.keypoints import LOWER_BODY_JOINTS, NUM_JOINTS, UPPER_BODY_JOINTS
 from ftp_pose.data.detections import load_detections
-from ftp_pose.data.heatmaps import encode_heatmaps, flip_permutation
+from ftp_pose.data.heatmaps import HeatmapCodec, flip_permutation
 from ftp_pose.data.transforms import (affine_points, box_to_center_scale, compose_affine, crop_frames,
                                       flip_affine, get_affine_transform)
 
@@ -409,6 +409,8 @@ class PoseTrackClipDataset(Dataset):
         self.input_size = (int(input_size[0]), int(input_size[1]))
         self.heatmap_size = (int(heatmap_size[0]), int(heatmap_size[1]))
         self.sigma = float(sigma)
+        #: targets of this dataset's crops (and their decoding back to crop / image pixels)
+        self.codec = HeatmapCodec(self.input_size, self.heatmap_size, self.sigma)
         self.box_enlarge = float(box_enlarge)
         self.aug = (aug or AugmentConfig()) if self.train else None
         self.boxes = boxes
@@ -511,7 +513,7 @@ class PoseTrackClipDataset(Dataset):
         vis = (joints[:, 2] > 0).astype(np.float32)
         if flipped:
             xy, vis = xy[self._perm], vis[self._perm]
-        heatmaps, weights = encode_heatmaps(xy, vis, self.input_size, self.heatmap_size, self.sigma)
+        heatmaps, weights = self.codec.encode(xy, vis)
         info = self.set.images[item.image_id]
         meta = {
             "image_id": int(item.image_id),

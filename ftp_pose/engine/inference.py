@@ -5,7 +5,7 @@ Per person box (one dataset item):
 1. heatmaps ``H = model(clip)`` (``B x 17 x 64 x 48``); with flip test the clip is mirrored
    horizontally, run again, mirrored back with :func:`ftp_pose.data.flip_heatmaps` (which also
    swaps left/right joints) and averaged with ``H``;
-2. joints decoded with sub-pixel refinement (DARK by default, see :func:`ftp_pose.data.decode_heatmaps`),
+2. joints decoded with sub-pixel refinement (DARK by default, see :class:`ftp_pose.data.HeatmapCodec`),
    mapped heatmap -> input crop -> image through the inverse of the item's affine;
 3. scores (HRNet / DCPose convention):
    joint score = heatmap maximum x box score (``joint_score="heatmap_x_box"``, DCPose; with gt
@@ -25,8 +25,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from ftp_pose.data import (PoseTrackClipDataset, decode_heatmaps, flip_heatmaps, heatmap_to_image_coords,
-                           invert_affine)
+from ftp_pose.data import HeatmapCodec, PoseTrackClipDataset, flip_heatmaps, invert_affine
 from ftp_pose.engine import distributed as D
 from ftp_pose.engine.builders import amp_dtype, collate_clips, resolve_path
 from ftp_pose.engine.checkpoint import model_from_checkpoint
@@ -69,9 +68,8 @@ def heatmaps_to_predictions(heatmaps: torch.Tensor | np.ndarray, metas: Sequence
     """
     if joint_score not in ("heatmap_x_box", "heatmap"):
         raise ValueError(f"joint_score must be 'heatmap_x_box' or 'heatmap', got {joint_score!r}")
-    coords, maxvals = decode_heatmaps(heatmaps, refine=refine)
     inv = np.stack([invert_affine(np.asarray(m["affine"], np.float32)) for m in metas])
-    xy = heatmap_to_image_coords(coords, inv, heatmap_size=heatmap_size, input_size=input_size)
+    xy, maxvals = HeatmapCodec(input_size, heatmap_size).decode_to_image(heatmaps, inv, refine=refine)
     out = []
     for i, m in enumerate(metas):
         box_score = float(m.get("box_score", 1.0))
