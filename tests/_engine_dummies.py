@@ -117,7 +117,7 @@ def make_tiny_checkpoint(path: Path, name: str = "ftp_pose", seed: int = 0) -> P
     """A checkpoint of an untrained tiny model with its config, as ``train`` writes it (weights only)."""
     from ftp_pose.engine.checkpoint import save_checkpoint
     from ftp_pose.engine.quick import quick_config
-    from ftp_pose.engine.train import build_model_from_config
+    from ftp_pose.engine.builders import build_model_from_config
 
     cfg = quick_config(path.parent, [f"model.name={name}"])
     torch.manual_seed(seed)

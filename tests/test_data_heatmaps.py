@@ -104,5 +104,42 @@ def test_flip_heatmaps_numpy_and_torch_agree_and_invert() -> None:
     np.testing.assert_allclose(f[:, 0], hm[:, 0, :, ::-1])
     np.testing.assert_allclose(flip_heatmaps(f), hm)
     np.testing.assert_allclose(flip_heatmaps(torch.from_numpy(hm)).numpy(), f)
-    shifted = flip_heatmaps(hm, shift=True)
-    np.testing.assert_allclose(shifted[..., 1:], f[..., :-1])
+
+
+@pytest.mark.parametrize("input_size,heatmap_size,sigma", [((256, 192), (64, 48), 2.0), ((128, 96), (32, 24), 1.5)])
+def test_codec_encode_then_decode_in_input_pixels(input_size, heatmap_size, sigma) -> None:
+    from ftp_pose.data import HeatmapCodec
+
+    codec = HeatmapCodec(input_size, heatmap_size, sigma, blur_kernel=0)
+    rng = np.random.default_rng(4)
+    s = input_size[0] / heatmap_size[0]
+    border = 6 * s  # 6 heatmap pixels inside: the argmax has its 4 neighbours
+    xy = np.stack([rng.uniform(border, input_size[1] - 1 - border, 17),
+                   rng.uniform(border, input_size[0] - 1 - border, 17)], 1)
+    hm, w = codec.encode(np.concatenate([xy, np.ones((17, 1))], 1))  # J x 3: x, y, visibility
+    assert hm.shape == (17, *heatmap_size) and w.all()
+    kp, scores = codec.decode(hm[None])
+    assert kp.shape == (1, 17, 2) and np.abs(kp[0] - xy).max() < 0.01  # sub-pixel, in input pixels
+    assert (scores > 0.85).all() and (scores <= 1).all()  # the Gaussian at the nearest pixel
+    with pytest.raises(ValueError, match="heatmap_size"):
+        HeatmapCodec(input_size, (heatmap_size[0] + 1, heatmap_size[1])).decode(hm[None])
+
+
+def test_codec_decode_to_image_equals_the_free_functions() -> None:
+    from ftp_pose.data import HeatmapCodec
+
+    rng = np.random.default_rng(5)
+    codec = HeatmapCodec((256, 192), (64, 48))
+    hms, invs = [], []
+    for i in range(3):
+        m = get_affine_transform([360 + 10 * i, 200], [180, 240], -25.0 + 10 * i, (192, 256))
+        hm, _ = codec.encode(_random_joints(rng))
+        hms.append(hm + 0.01 * rng.random(hm.shape, dtype=np.float32))  # not exactly Gaussian: blur matters
+        invs.append(invert_affine(m))
+    hms, invs = torch.from_numpy(np.stack(hms)), np.stack(invs)
+    coords, maxvals = decode_heatmaps(hms, refine="dark")
+    old = heatmap_to_image_coords(coords, invs, heatmap_size=(64, 48), input_size=(256, 192))
+    new, scores = codec.decode_to_image(hms, invs)
+    assert np.array_equal(new, old) and np.array_equal(scores, maxvals)
+    one, _ = codec.decode_to_image(hms[:1], invs[0])  # one 2 x 3 matrix for all
+    assert np.array_equal(one, old[:1])

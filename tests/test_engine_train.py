@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import csv
-import socket
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ from ftp_pose.engine.config import OptimConfig, load_config
 from ftp_pose.engine.optim import build_optimizer, build_scheduler, lr_factor_at, param_groups
 from ftp_pose.engine.run_log import TIMING_COLUMNS
 from ftp_pose.engine.train import train
+from _helpers import free_port
 
 
 class Killed(Exception):
@@ -80,12 +80,6 @@ def test_checkpoint_loads_with_weights_only(tmp_path: Path) -> None:
     assert ckpt["config"]["batch_size"] == 4 and ckpt["epoch"] == 1
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_ddp_two_processes_match_one(tmp_path: Path) -> None:
     """Global batch 4: 1 process x 4 clips vs 2 gloo processes x 2 clips.
 
@@ -107,7 +101,7 @@ def test_ddp_two_processes_match_one(tmp_path: Path) -> None:
     torch.manual_seed(123)
     init = DummyPoseNet().state_dict()
     torch.save(init, tmp_path / "init.pt")
-    mp.spawn(_ddp_entry, args=(2, _free_port(), two.to_dict(), str(tmp_path / "init.pt"), str(tmp_path / "ok")),
+    mp.spawn(_ddp_entry, args=(2, free_port(), two.to_dict(), str(tmp_path / "init.pt"), str(tmp_path / "ok")),
              nprocs=2, join=True)
     a, b = load_checkpoint(tmp_path / "one" / "last.pt"), load_checkpoint(tmp_path / "two" / "last.pt")
     assert a["global_step"] == b["global_step"] == 12

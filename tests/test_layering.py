@@ -1,4 +1,7 @@
-"""The package's layers stay clean: checked on the import statements of every module."""
+"""The package's layers stay clean: checked on the import statements of every module.
+
+Every import counts, at the top of a file or inside a function.
+"""
 from __future__ import annotations
 
 import ast
@@ -15,6 +18,8 @@ FORBIDDEN = {
     "models": ("ftp_pose.data", "ftp_pose.engine", "ftp_pose.viz", "ftp_pose.metrics"),
     "data": ("ftp_pose.models", "ftp_pose.engine"),
     "metrics": ("ftp_pose.models", "ftp_pose.engine", "ftp_pose.data", "torch"),
+    # viz draws; it never trains
+    "viz": ("ftp_pose.engine.train", "ftp_pose.engine.ablate", "torch.optim"),
 }
 
 
@@ -25,6 +30,7 @@ def _imports(path: Path) -> set[str]:
             names.update(a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names.add(node.module)
+            names.update(f"{node.module}.{a.name}" for a in node.names)  # from torch import optim
     return names
 
 
@@ -37,3 +43,66 @@ def test_layer_imports(layer: str) -> None:
             for bad in FORBIDDEN[layer]:
                 assert not (name == bad or name.startswith(bad + ".")), \
                     f"{f.relative_to(REPO_ROOT)} imports {name} (ftp_pose.{layer} must not import {bad})"
+
+
+ENGINE = "ftp_pose.engine"
+
+
+def _engine_graph() -> dict[str, set[str]]:
+    """engine module -> the engine modules it imports anywhere in its file (``ftp_pose.engine`` = __init__)."""
+    modules = {f.stem: f for f in (PKG / "engine").glob("*.py")}
+    name = {stem: ENGINE if stem == "__init__" else f"{ENGINE}.{stem}" for stem in modules}
+    graph: dict[str, set[str]] = {}
+    for stem, f in modules.items():
+        edges: set[str] = set()
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.Import):
+                edges.update(a.name for a in node.names if a.name.startswith(ENGINE + "."))
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module == ENGINE:
+                # from ftp_pose.engine import distributed (a module) / quick_checkpoint (from __init__)
+                edges.update(f"{ENGINE}.{a.name}" if a.name in modules else ENGINE for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith(ENGINE + "."):
+                edges.add(node.module)
+        graph[name[stem]] = edges - {name[stem]}
+    return graph
+
+
+def _find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle of ``graph`` as a path ``[a, b, ..., a]``, or None (depth-first search)."""
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return path[path.index(nxt):] + [nxt]
+            if nxt not in state and (cycle := visit(nxt)):
+                return cycle
+        path.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def test_find_cycle_finds_one() -> None:
+    assert _find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert _find_cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
+
+
+def test_engine_imports_have_no_cycles() -> None:
+    graph = _engine_graph()
+    assert f"{ENGINE}.train" in graph and f"{ENGINE}.inference" in graph
+    assert f"{ENGINE}.builders" in graph[f"{ENGINE}.train"]  # function-level imports are seen too
+    cycle = _find_cycle(graph)
+    assert cycle is None, f"ftp_pose/engine modules import each other in a cycle: {' -> '.join(cycle)}"
+
+
+def test_clip_layout_is_neutral() -> None:
+    """ftp_pose/clip.py is shared by data and models, so it imports nothing from the package."""
+    assert not {n for n in _imports(PKG / "clip.py") if n.startswith("ftp_pose")}

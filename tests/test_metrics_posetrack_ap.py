@@ -16,22 +16,15 @@ import pytest
 from ftp_pose.cli import main as cli_main
 from ftp_pose.keypoints import EVAL_JOINTS, JOINT_NAMES, NUM_JOINTS
 from ftp_pose.metrics import evaluate_ap, voc_ap, write_posetrack_predictions
+from _helpers import person_keypoints
 
 LW, RW = JOINT_NAMES.index("left_wrist"), JOINT_NAMES.index("right_wrist")
-
-
-def _person(x0: float) -> np.ndarray:
-    """17 x 3 keypoints of a standing person whose joints are >= 30 px apart; ears empty."""
-    kp = np.zeros((NUM_JOINTS, 3))
-    for n, j in enumerate(EVAL_JOINTS):
-        kp[j] = (x0 + 40 * (n % 3), 30 + 35 * n, 1)
-    return kp
 
 
 def _gt(head: float = 50.0, head_a: float | None = None) -> dict:
     anns = []
     for i, (x0, hb) in enumerate([(100, head_a or head), (600, head)]):
-        anns.append({"id": i, "image_id": 1, "track_id": i, "keypoints": _person(x0).reshape(-1).tolist(),
+        anns.append({"id": i, "image_id": 1, "track_id": i, "keypoints": person_keypoints(x0).reshape(-1).tolist(),
                      "bbox_head": [x0, 0, hb, hb], "bbox": [x0 - 20, 0, 140, 600]})
     return {"images": [{"id": 1, "file_name": "images/val/v1/000000.jpg", "is_labeled": True, "vid_id": "v1"}],
             "annotations": anns}
@@ -46,7 +39,7 @@ def _pred(people: list[tuple[np.ndarray, float]]) -> dict:
     return {"images": [{"id": 1, "is_labeled": True}], "annotations": anns}
 
 
-A, B = _person(100), _person(600)
+A, B = person_keypoints(100), person_keypoints(600)
 
 
 def test_voc_ap_by_hand() -> None:
@@ -91,7 +84,7 @@ def test_head_box_size_sets_the_match_threshold() -> None:
 
 
 def test_a_false_positive_counts_by_its_rank() -> None:
-    far = _person(1500)
+    far = person_keypoints(1500)
     # ranked first: precision [0, 1/2, 2/3], recall [0, .5, 1] -> envelope 2/3 -> AP 66.7
     high = evaluate_ap(_gt(), _pred([(A, 0.8), (B, 0.8), (far, 0.95)]))
     assert high.table["Mean"] == pytest.approx(200 / 3)
@@ -104,7 +97,7 @@ def test_ignore_regions_drop_points() -> None:
     gt = _gt()
     gt["images"][0]["ignore_regions_x"] = [[1400, 1700, 1700, 1400]]
     gt["images"][0]["ignore_regions_y"] = [[0, 0, 2000, 2000]]
-    far = _person(1500)  # entirely inside the ignore region: not a false positive any more
+    far = person_keypoints(1500)  # entirely inside the ignore region: not a false positive any more
     r = evaluate_ap(gt, _pred([(A, 0.8), (B, 0.8), (far, 0.95)]))
     assert r.table["Mean"] == pytest.approx(100.0)
 

@@ -17,18 +17,12 @@ import pytest
 from ftp_pose.keypoints import EVAL_JOINTS, JOINT_NAMES, NUM_JOINTS
 from ftp_pose.metrics import evaluate_ap, load_posetrack_json, match_frame, write_posetrack_predictions
 from ftp_pose.metrics.posetrack_ap import points_in_regions, voc_ap
+from _helpers import person_keypoints
 
 LA = JOINT_NAMES.index("left_ankle")
 
 
-def _person(x0: float) -> np.ndarray:
-    kp = np.zeros((NUM_JOINTS, 3))
-    for n, j in enumerate(EVAL_JOINTS):
-        kp[j] = (x0 + 40 * (n % 3), 30 + 35 * n, 1)
-    return kp
-
-
-A, B, FAR = _person(100), _person(600), _person(1500)
+A, B, FAR = person_keypoints(100), person_keypoints(600), person_keypoints(1500)
 
 
 def _images(n: int = 1) -> list[dict]:
@@ -76,7 +70,7 @@ def test_a_partly_matching_prediction_loses_all_its_joints() -> None:
     assert _all(r, 100 * 2 / 3)
 
 
-def test_match_frame_each_prediction_keeps_only_its_best_person() -> None:
+def test_match_frame_each_prediction_keeps_only_its_bestperson_keypoints() -> None:
     gt_a, gt_b = np.zeros((NUM_JOINTS, 3)), np.zeros((NUM_JOINTS, 3))
     gt_a[:4] = [[0, 0, 1], [100, 0, 1], [200, 0, 1], [300, 0, 1]]
     gt_b[:4] = [[0, 500, 1], [100, 500, 1], [200, 500, 1], [300, 500, 1]]

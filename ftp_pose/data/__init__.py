@@ -3,7 +3,7 @@
 ``models`` never imports this package; ``data`` never imports ``models``.
 """
 from ftp_pose.data.detections import load_detections
-from ftp_pose.data.heatmaps import (decode_heatmaps, encode_heatmaps, flip_heatmaps, flip_permutation,
+from ftp_pose.data.heatmaps import (HeatmapCodec, decode_heatmaps, encode_heatmaps, flip_heatmaps, flip_permutation,
                                     heatmap_to_image_coords, heatmap_to_input, input_to_heatmap)
 from ftp_pose.data.posetrack import (IMAGENET_MEAN, IMAGENET_STD, AugmentConfig, FrameInfo, PersonAnnotation,
                                      PoseTrackClipDataset, PoseTrackSet, denormalize, load_posetrack, normalize,
@@ -14,7 +14,7 @@ from ftp_pose.data.transforms import (affine_points, box_to_center_scale, compos
 
 __all__ = [
     "load_detections",
-    "decode_heatmaps", "encode_heatmaps", "flip_heatmaps", "flip_permutation", "heatmap_to_image_coords",
+    "HeatmapCodec", "decode_heatmaps", "encode_heatmaps", "flip_heatmaps", "flip_permutation", "heatmap_to_image_coords",
     "heatmap_to_input", "input_to_heatmap",
     "IMAGENET_MEAN", "IMAGENET_STD", "AugmentConfig", "FrameInfo", "PersonAnnotation", "PoseTrackClipDataset",
     "PoseTrackSet", "denormalize", "load_posetrack", "normalize", "read_rgb",

@@ -1,5 +1,9 @@
 """The heatmap codec, in one place: Gaussian targets, decoding, and the way back to the image.
 
+:class:`HeatmapCodec` holds the sizes (as mmpose's codecs do): ``encode`` input-crop keypoints
+into targets, ``decode`` heatmaps into input-crop keypoints, ``decode_to_image`` into image
+keypoints through the crop's inverse affine. The free functions below are its steps.
+
 Conventions
 -----------
 * ``input_size`` and ``heatmap_size`` are ``(H, W)``: ``(256, 192)`` and ``(64, 48)`` by default.
@@ -14,6 +18,7 @@ Conventions
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import cv2
@@ -187,23 +192,72 @@ def flip_permutation(num_joints: int = NUM_JOINTS) -> list[int]:
     return perm
 
 
-def flip_heatmaps(heatmaps: ArrayLike, shift: bool = False) -> ArrayLike:
+def flip_heatmaps(heatmaps: ArrayLike) -> ArrayLike:
     """Mirror ``B x J x h x w`` heatmaps left-right and swap left/right joint channels.
 
-    Used by flip test: average ``model(x)`` with ``flip_heatmaps(model(flip(x)))``.
-    With this package's pixel-centre convention the mirror is exact and ``shift`` stays False.
-    ``shift=True`` moves the result one pixel right, HRNet's correction for its
-    ``x_hm = x_in / stride`` convention (only for heatmaps made that way).
+    Used by flip test: average ``model(x)`` with ``flip_heatmaps(model(flip(x)))``. With this
+    package's pixel-centre convention the mirror is exact (no one-pixel shift as in HRNet).
     Returns the same type (numpy or torch) as the input.
     """
     perm = flip_permutation(heatmaps.shape[1])
     if isinstance(heatmaps, torch.Tensor):
-        out = torch.flip(heatmaps, dims=[-1])[:, perm]
-        if shift:
-            out = out.clone()
-            out[..., 1:] = out[..., :-1].clone()
-        return out
-    out = np.ascontiguousarray(np.asarray(heatmaps)[..., ::-1][:, perm])
-    if shift:
-        out[..., 1:] = out[..., :-1].copy()
-    return out
+        return torch.flip(heatmaps, dims=[-1])[:, perm]
+    return np.ascontiguousarray(np.asarray(heatmaps)[..., ::-1][:, perm])
+
+
+@dataclass(frozen=True)
+class HeatmapCodec:
+    """Gaussian heatmap targets for crops of ``input_size`` and their decoding back to crop pixels.
+
+    Args:
+        input_size: crop ``(H, W)`` in pixels, e.g. ``(256, 192)``.
+        heatmap_size: heatmap ``(h, w)``, e.g. ``(64, 48)``.
+        sigma: Gaussian standard deviation in heatmap pixels (encoding only).
+        blur_kernel: odd Gaussian kernel size of the ``"dark"`` refinement (0 = no blur).
+    """
+
+    input_size: tuple[int, int] = (256, 192)
+    heatmap_size: tuple[int, int] = (64, 48)
+    sigma: float = 2.0
+    blur_kernel: int = 11
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "input_size", (int(self.input_size[0]), int(self.input_size[1])))
+        object.__setattr__(self, "heatmap_size", (int(self.heatmap_size[0]), int(self.heatmap_size[1])))
+
+    def encode(self, keypoints: np.ndarray, visible: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Targets for one person.
+
+        Args:
+            keypoints: ``J x 2`` (x, y) in input-crop pixels, or ``J x 3`` (x, y, visibility).
+            visible: ``J`` flags (> 0 = visible); default: the third column, else all visible.
+        Returns:
+            ``heatmaps`` float32 ``J x h x w`` and ``weights`` float32 ``J`` (see :func:`encode_heatmaps`).
+        """
+        kp = np.asarray(keypoints, dtype=np.float64)
+        if kp.ndim != 2 or kp.shape[1] not in (2, 3):
+            raise ValueError(f"HeatmapCodec.encode expects J x 2 or J x 3 keypoints, got shape {kp.shape}")
+        if visible is None:
+            visible = kp[:, 2] if kp.shape[1] == 3 else np.ones(len(kp))
+        return encode_heatmaps(kp[:, :2], visible, self.input_size, self.heatmap_size, self.sigma)
+
+    def decode(self, heatmaps: ArrayLike, refine: str | None = "dark") -> tuple[np.ndarray, np.ndarray]:
+        """``B x J x h x w`` heatmaps -> (keypoints float32 ``B x J x 2`` in input-crop pixels,
+        scores float32 ``B x J``: each heatmap's maximum). ``refine``: see :func:`decode_heatmaps`."""
+        coords, scores = self._decode(heatmaps, refine)
+        return heatmap_to_input(coords, self.input_size, self.heatmap_size), scores
+
+    def decode_to_image(self, heatmaps: ArrayLike, inverse_affine: ArrayLike,
+                        refine: str | None = "dark") -> tuple[np.ndarray, np.ndarray]:
+        """Like :meth:`decode`, then crop -> image through ``inverse_affine`` (``B x 2 x 3``, or one
+        ``2 x 3`` for all; the inverse of a sample's ``meta["affine"]``). Returns image pixels ``B x J x 2``."""
+        coords, scores = self._decode(heatmaps, refine)
+        return heatmap_to_image_coords(coords, inverse_affine, self.heatmap_size, self.input_size), scores
+
+    def _decode(self, heatmaps: ArrayLike, refine: str | None) -> tuple[np.ndarray, np.ndarray]:
+        """Heatmap-pixel coordinates ``B x J x 2`` and scores, after checking the heatmaps' size."""
+        shape = tuple(heatmaps.shape)
+        if len(shape) == 4 and shape[-2:] != self.heatmap_size:
+            raise ValueError(f"HeatmapCodec: heatmaps of size {shape[-2:]}, but the codec's heatmap_size is "
+                             f"{self.heatmap_size}")
+        return decode_heatmaps(heatmaps, refine=refine, blur_kernel=self.blur_kernel)

@@ -22,10 +22,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ftp_pose.clip import ClipLayout
 from ftp_pose.io import read_json
 from ftp_pose.keypoints import LOWER_BODY_JOINTS, NUM_JOINTS, UPPER_BODY_JOINTS
 from ftp_pose.data.detections import load_detections
-from ftp_pose.data.heatmaps import encode_heatmaps, flip_permutation
+from ftp_pose.data.heatmaps import HeatmapCodec, flip_permutation
 from ftp_pose.data.transforms import (affine_points, box_to_center_scale, compose_affine, crop_frames,
                                       flip_affine, get_affine_transform)
 
@@ -397,18 +398,19 @@ class PoseTrackClipDataset(Dataset):
                  input_size: tuple[int, int] = (256, 192), heatmap_size: tuple[int, int] = (64, 48),
                  sigma: float = 2.0, box_enlarge: float = 1.25, det_score_thresh: float = 0.2,
                  aug: AugmentConfig | None = None, min_visible_joints: int = 1, frames: str = "labeled") -> None:
-        offsets = [int(o) for o in offsets]
-        if 0 in offsets or len(set(offsets)) != len(offsets):
-            raise ValueError(f"offsets must be distinct and non-zero (the key frame is added), got {offsets}")
+        #: the clip's frames (sorted offsets incl. the key frame 0) and where the key sits
+        self.layout = ClipLayout(offsets)
         if frames not in ("labeled", "all"):
             raise ValueError(f"frames must be 'labeled' or 'all', got {frames!r}")
-        self.offsets: list[int] = sorted(offsets + [0])
-        self.key_index: int = self.offsets.index(0)
+        self.offsets: list[int] = list(self.layout.frames)
+        self.key_index: int = self.layout.key_index
         self.image_root = Path(image_root)
         self.train = bool(train)
         self.input_size = (int(input_size[0]), int(input_size[1]))
         self.heatmap_size = (int(heatmap_size[0]), int(heatmap_size[1]))
         self.sigma = float(sigma)
+        #: targets of this dataset's crops (and their decoding back to crop / image pixels)
+        self.codec = HeatmapCodec(self.input_size, self.heatmap_size, self.sigma)
         self.box_enlarge = float(box_enlarge)
         self.aug = (aug or AugmentConfig()) if self.train else None
         self.boxes = boxes
@@ -511,7 +513,7 @@ class PoseTrackClipDataset(Dataset):
         vis = (joints[:, 2] > 0).astype(np.float32)
         if flipped:
             xy, vis = xy[self._perm], vis[self._perm]
-        heatmaps, weights = encode_heatmaps(xy, vis, self.input_size, self.heatmap_size, self.sigma)
+        heatmaps, weights = self.codec.encode(xy, vis)
         info = self.set.images[item.image_id]
         meta = {
             "image_id": int(item.image_id),

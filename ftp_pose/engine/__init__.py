@@ -1,9 +1,12 @@
 """ftp_pose.engine: training (``train``), inference and evaluation (``inference``, ``evaluate``), the demo.
 
-Modules: ``config`` (TrainConfig, YAML + ``--set``), ``train`` (the loop), ``optim`` (AdamW, layer
-decay, warm-up + step LR), ``checkpoint``, ``distributed``, ``run_log`` (metrics.csv, curves.png),
-``inference`` (predict, evaluate_checkpoint), ``evaluate`` (the ``evaluate`` command), ``demo``,
-``quick`` (the cached quick CPU checkpoint).
+Modules, each importing only those listed before it (no cycles, ``tests/test_layering.py``):
+``config`` (TrainConfig, YAML + ``--set``), ``distributed``, ``optim`` (AdamW, layer decay,
+warm-up + step LR), ``run_log`` (metrics.csv, curves.png), ``seeding`` (per-item seeded data order),
+``scoring`` (prediction jsons -> AP), ``builders`` (datasets, model, loss, autocast dtype, batches
+from a config), ``checkpoint`` (save / load, ``model_from_checkpoint``), ``inference`` (predict,
+validate, evaluate_checkpoint), ``evaluate`` (the ``evaluate`` command), ``train`` (``Trainer``,
+``train``, the ``train`` command), ``quick`` (the shipped quick CPU checkpoint), ``demo``.
 """
 from __future__ import annotations
 

@@ -9,6 +9,7 @@ A training checkpoint (``last.pt`` / ``best.pt``) is a dict of plain types and t
     best_ap, rng (see rng_state), config (TrainConfig.to_dict()), metrics (last validation)
 
 so ``torch.load(path, weights_only=True)`` reads it: no pickled Python objects.
+:func:`model_from_checkpoint` rebuilds the network a checkpoint's config describes and loads its weights.
 """
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ftp_pose.engine.builders import build_model_from_config
+from ftp_pose.engine.config import TrainConfig, config_from_dict
 from ftp_pose.io import atomic_write
 
 
@@ -70,6 +73,22 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not isinstance(ckpt, dict) or "model" not in ckpt:
         raise ValueError(f"{path} is not an ftp_pose checkpoint (no 'model' entry)")
     return ckpt
+
+
+def model_from_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, TrainConfig]:
+    """Rebuild the model a training checkpoint was made with and load its weights.
+
+    Returns ``(model in eval mode on device, TrainConfig)``. Missing files raise FileNotFoundError
+    naming the path.
+    """
+    ckpt = load_checkpoint(path, map_location="cpu")
+    if "config" not in ckpt:
+        raise ValueError(f"{path}: checkpoint has no 'config' entry (not written by ftp_pose train)")
+    cfg = config_from_dict(ckpt["config"], source=str(path))
+    cfg.model.pretrained = None  # the checkpoint has every weight
+    model = build_model_from_config(cfg)
+    model.load_state_dict(ckpt["model"])
+    return model.to(device).eval(), cfg
 
 
 #: file a finished training run writes last (atomically) into its run folder

@@ -2,14 +2,16 @@
 
 A config file (``configs/*.yaml``) has up to four sections, each a dataclass below::
 
-    model: {name, backbone, eps_h, eps_l, overrides, pretrained}
-    data:  {train_ann, train_images, val_ann, ..., synthetic}
+    model: {name, backbone, eps_h, eps_l, overrides: {embed_dim, depth, ...}, pretrained}
+    data:  {train_ann, train_images, val_ann, ..., offsets, aug: {flip, ...}, synthetic: {..., options: {...}}}
     optim: {epochs, lr, lr_steps, lr_factor, warmup_iters, weight_decay, betas, layer_decay, ...}
     (top level) batch_size, workers, amp, compile, seed, eval_every, flip_test, out_dir, ...
 
-Overrides use dotted keys (``--set optim.lr=1e-3 --set model.eps_h=6``); each value is parsed as
-YAML and then checked against the field's type hint. An unknown key or a value of the wrong type
-raises :class:`ConfigError` naming the key and the file it came from. Relative paths in the file
+Every section, nested ones included, is a dataclass: the whole file is checked when it is loaded.
+Overrides use dotted keys (``--set optim.lr=1e-3 --set model.overrides.depth=2``); each value is
+parsed as YAML and then checked against the field's type hint. An unknown key or a value of the
+wrong type raises :class:`ConfigError` naming the file, the dotted key, the expected type and the
+value; so does ``data.offsets`` unless the key frame is the clip's middle frame. Relative paths in the file
 are kept as written and resolved against the current directory when used (the repository root
 for every command in the README).
 """
@@ -20,13 +22,48 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
+
+from ftp_pose.clip import ClipLayout
+from ftp_pose.data.posetrack import AugmentConfig
 
 
 class ConfigError(ValueError):
     """A bad key or value in a training config (the message names the key and the source)."""
+
+
+@dataclass
+class ModelOverrides:
+    """Changes to the backbone preset (``ftp_pose.models.BACKBONES``); None keeps the preset's value.
+
+    Each field is the :class:`ftp_pose.models.FTPPoseConfig` field of the same name. The input
+    size is ``data.input_size`` and the frame count comes from ``data.offsets``, not from here.
+    """
+
+    #: to_dict leaves out the fields that are None
+    SPARSE: ClassVar[bool] = True
+
+    embed_dim: int | None = None
+    num_heads: int | None = None
+    depth: int | None = None
+    lrb_depth: int | None = None
+    refine_depth: int | None = None
+    mlp_ratio: float | None = None
+    fusion_mlp_ratio: float | None = None
+    k: int | None = None
+    tau: float | None = None
+    dpc_normalize: bool | None = None
+    dpc_chunk_size: int | None = None
+    patch_size: int | None = None
+    upsample_factor: int | None = None
+    upsample_mode: str | None = None
+    drop_path_rate: float | None = None
+
+    def kwargs(self) -> dict[str, Any]:
+        """The fields that are set, as ``build_model`` keyword arguments."""
+        return _set_fields(self)
 
 
 @dataclass
@@ -35,15 +72,34 @@ class ModelConfig:
 
     #: "baseline" (backbone + LRB, no pruning), "multigrained" (+HRB and fusion), "ftp_pose" (+pruning)
     name: str = "ftp_pose"
-    #: ViT size: "base" (paper), "small" or "tiny"
+    #: backbone preset (ftp_pose.models.BACKBONES): "base" (paper), "small", "tiny", "large" or "quick" (CPU)
     backbone: str = "base"
     #: pruning ratios of the high- / low-resolution branch (None = the model's default; 1 = keep all)
     eps_h: float | None = None
     eps_l: float | None = None
-    #: extra keyword arguments for build_model (e.g. depth, embed_dim, num_heads for CPU-sized models)
-    overrides: dict[str, Any] = field(default_factory=dict)
+    #: changes to the backbone preset (e.g. depth, embed_dim, num_heads)
+    overrides: ModelOverrides = field(default_factory=ModelOverrides)
     #: backbone weights: a checkpoint path, or None to start from random weights
     pretrained: str | None = None
+
+
+@dataclass
+class SyntheticOptions:
+    """More arguments of ``ftp_pose.data.synthetic.generate_synthetic_posetrack``; None keeps its default."""
+
+    SPARSE: ClassVar[bool] = True
+
+    n_val_videos: int | None = None
+    difficulty: str | None = None
+    people_per_frame: tuple[int, int] | None = None
+    #: frame (W, H) in pixels
+    size: tuple[int, int] | None = None
+    jpeg_quality: int | None = None
+    draw_people: bool | None = None
+
+    def kwargs(self) -> dict[str, Any]:
+        """The fields that are set, as keyword arguments."""
+        return _set_fields(self)
 
 
 @dataclass
@@ -54,8 +110,7 @@ class SyntheticConfig:
     n_videos: int = 24
     n_frames: int = 8
     seed: int = 0
-    #: extra keyword arguments for generate_synthetic_posetrack
-    options: dict[str, Any] = field(default_factory=dict)
+    options: SyntheticOptions = field(default_factory=SyntheticOptions)
 
 
 @dataclass
@@ -72,13 +127,13 @@ class DataConfig:
     input_size: tuple[int, int] = (256, 192)
     heatmap_size: tuple[int, int] = (64, 48)
     sigma: float = 2.0
-    #: frame offsets of the neighbours around the key frame
+    #: frame offsets of the neighbours around the key frame (balanced: the model reads the key in the middle)
     offsets: tuple[int, ...] = (-1, 1)
     box_enlarge: float = 1.25
     det_score_thresh: float = 0.2
-    #: training augmentation on/off, and keyword arguments for ftp_pose.data's AugmentConfig
+    #: training augmentation on/off, and its settings
     augment: bool = True
-    aug: dict[str, Any] = field(default_factory=dict)
+    aug: AugmentConfig = field(default_factory=AugmentConfig)
     #: use only the first n items of a split (None = all; handy for smoke runs)
     max_train_items: int | None = None
     max_val_items: int | None = None
@@ -139,12 +194,18 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (tuples become lists), safe for yaml/json and ``torch.load(weights_only=True)``."""
-        return _plain(dataclasses.asdict(self))
+        return _plain(self)
+
+
+def _set_fields(obj: Any) -> dict[str, Any]:
+    return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj) if getattr(obj, f.name) is not None}
 
 
 def _plain(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        items = _set_fields(obj) if getattr(obj, "SPARSE", False) else \
+            {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+        return {k: _plain(v) for k, v in items.items()}
     if isinstance(obj, (list, tuple)):
         return [_plain(v) for v in obj]
     return obj
@@ -163,17 +224,15 @@ def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        errors = []
-        for a in args:
-            if a is type(None):
-                continue
+        alternatives = [a for a in args if a is not type(None)]
+        if len(alternatives) == 1:  # X | None: X's own, precise message (e.g. a nested section's bad key)
+            return _coerce(value, alternatives[0], key, source)
+        for a in alternatives:
             try:
                 return _coerce(value, a, key, source)
-            except ConfigError as e:
-                errors.append(str(e))
+            except ConfigError:
+                pass
         raise fail("no matching type")
-    if hint is Any:
-        return value
     if dataclasses.is_dataclass(hint):
         if isinstance(value, hint):
             return value
@@ -188,10 +247,6 @@ def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
         if len(value) != len(args):
             raise fail(f"expected {len(args)} values")
         return tuple(_coerce(v, a, f"{key}[{i}]", source) for i, (v, a) in enumerate(zip(value, args)))
-    if origin is dict or hint is dict:
-        if not isinstance(value, dict):
-            raise fail("expected a mapping")
-        return dict(value)
     if hint is bool:
         if not isinstance(value, bool):
             raise fail("expected true/false")
@@ -222,16 +277,20 @@ def _type_name(hint: Any) -> str:
     return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
 
 
+def _fields(cls: type) -> set[str]:
+    """The keys a config file may give for dataclass ``cls`` (``TrainConfig.source`` is filled in, not read)."""
+    return {f.name for f in dataclasses.fields(cls)} - {"source"}
+
+
 def _build(cls: type, values: dict[str, Any], prefix: str, source: str) -> Any:
     """Instantiate dataclass ``cls`` from a (partial) mapping, checking every key and type."""
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
+    names = _fields(cls)
     kwargs = {}
     for k, v in values.items():
         full = f"{prefix}.{k}" if prefix else str(k)
-        if k not in names or k == "source":
-            raise ConfigError(
-                f"{source}: unknown key '{full}' (known keys here: {', '.join(sorted(names - {'source'}))})")
+        if k not in names:
+            raise ConfigError(f"{source}: unknown key '{full}' (known keys here: {', '.join(sorted(names))})")
         kwargs[k] = _coerce(v, hints[k], full, source)
     return cls(**kwargs)
 
@@ -246,7 +305,17 @@ def config_from_dict(values: dict[str, Any], source: str = "<dict>") -> TrainCon
     values.pop("source", None)
     cfg = _build(TrainConfig, values, "", source)
     cfg.source = source
+    clip_layout(cfg)  # checked now, not when the first batch runs
     return cfg
+
+
+def clip_layout(cfg: TrainConfig) -> ClipLayout:
+    """The clip's frames from ``data.offsets``; ConfigError unless the key frame is the middle one."""
+    try:
+        return ClipLayout(cfg.data.offsets).check_middle_key(f"{cfg.source}: data.offsets")
+    except ValueError as e:
+        msg = str(e) if "data.offsets" in str(e) else f"{cfg.source}: data.offsets: {e}"
+        raise ConfigError(msg) from None
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -268,7 +337,6 @@ def apply_overrides(values: dict[str, Any], overrides: list[str] | dict[str, Any
     """Return a copy of the nested mapping ``values`` with dotted-key overrides applied.
 
     Keys are checked against the dataclass tree, so a typo fails here with the key's name.
-    ``model.overrides.<anything>`` and ``data.aug.<anything>`` are free-form mappings.
     """
     import copy
 
@@ -280,16 +348,13 @@ def apply_overrides(values: dict[str, Any], overrides: list[str] | dict[str, Any
         node = out
         for i, part in enumerate(parts):
             last = i == len(parts) - 1
-            if cls is not None:
-                hints = typing.get_type_hints(cls)
-                if part not in hints or part == "source":
-                    raise ConfigError(f"{source}: unknown key '{'.'.join(parts[:i + 1])}' in --set {key}")
-                hint = hints[part]
-                inner = [a for a in typing.get_args(hint) if dataclasses.is_dataclass(a)]
-                nxt = hint if dataclasses.is_dataclass(hint) else (inner[0] if inner else None)
-                if not last and nxt is None and not (typing.get_origin(hint) is dict or hint is dict):
-                    raise ConfigError(f"{source}: key '{'.'.join(parts[:i + 1])}' has no sub-keys (--set {key})")
-                cls = nxt
+            if part not in _fields(cls):
+                raise ConfigError(f"{source}: unknown key '{'.'.join(parts[:i + 1])}' in --set {key}")
+            hint = typing.get_type_hints(cls)[part]
+            inner = [a for a in typing.get_args(hint) if dataclasses.is_dataclass(a)]
+            cls = hint if dataclasses.is_dataclass(hint) else (inner[0] if inner else None)
+            if not last and cls is None:
+                raise ConfigError(f"{source}: key '{'.'.join(parts[:i + 1])}' has no sub-keys (--set {key})")
             if last:
                 node[part] = value
             else:

@@ -17,18 +17,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ftp_pose.io import write_text
-from ftp_pose.metrics import APResult, evaluate_ap
-
-
-def score_predictions(gt: str | Path, pred: str | Path, out: str | Path | None = None) -> APResult:
-    """Score per-video prediction jsons against per-video ground truth; write ``out`` (+ ``.md``)."""
-    result = evaluate_ap(gt, pred)
-    if out is not None:
-        out = Path(out)
-        write_text(out, result.to_json() + "\n")
-        write_text(out.with_suffix(".md"), result.to_markdown() + "\n")
-    return result
+from ftp_pose.engine.scoring import score_predictions
 
 
 def add_cli_arguments(parser: argparse.ArgumentParser) -> None:

@@ -5,7 +5,7 @@ Per person box (one dataset item):
 1. heatmaps ``H = model(clip)`` (``B x 17 x 64 x 48``); with flip test the clip is mirrored
    horizontally, run again, mirrored back with :func:`ftp_pose.data.flip_heatmaps` (which also
    swaps left/right joints) and averaged with ``H``;
-2. joints decoded with sub-pixel refinement (DARK by default, see :func:`ftp_pose.data.decode_heatmaps`),
+2. joints decoded with sub-pixel refinement (DARK by default, see :class:`ftp_pose.data.HeatmapCodec`),
    mapped heatmap -> input crop -> image through the inverse of the item's affine;
 3. scores (HRNet / DCPose convention):
    joint score = heatmap maximum x box score (``joint_score="heatmap_x_box"``, DCPose; with gt
@@ -17,7 +17,6 @@ Per person box (one dataset item):
 from __future__ import annotations
 
 import contextlib
-import math
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -26,16 +25,16 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from ftp_pose.data import decode_heatmaps, flip_heatmaps, heatmap_to_image_coords, invert_affine
+from ftp_pose.data import HeatmapCodec, PoseTrackClipDataset, flip_heatmaps, invert_affine
 from ftp_pose.engine import distributed as D
+from ftp_pose.engine.builders import amp_dtype, collate_clips, resolve_path
+from ftp_pose.engine.checkpoint import model_from_checkpoint
+from ftp_pose.engine.scoring import ap_table, score_and_write
 from ftp_pose.keypoints import OKS_SIGMAS
 
-
-
-def _collate(batch: list[dict]) -> dict:
-    from ftp_pose.engine.train import collate_clips
-
-    return collate_clips(batch)
+#: model_from_checkpoint (engine.checkpoint), score_and_write and ap_table (engine.scoring) stay importable from here
+__all__ = ["predict_heatmaps", "heatmaps_to_predictions", "oks_nms", "predict", "validate", "evaluate_checkpoint",
+           "model_from_checkpoint", "score_and_write", "ap_table"]
 
 
 def _dataset_sizes(dataset: Dataset) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -69,9 +68,8 @@ def heatmaps_to_predictions(heatmaps: torch.Tensor | np.ndarray, metas: Sequence
     """
     if joint_score not in ("heatmap_x_box", "heatmap"):
         raise ValueError(f"joint_score must be 'heatmap_x_box' or 'heatmap', got {joint_score!r}")
-    coords, maxvals = decode_heatmaps(heatmaps, refine=refine)
     inv = np.stack([invert_affine(np.asarray(m["affine"], np.float32)) for m in metas])
-    xy = heatmap_to_image_coords(coords, inv, heatmap_size=heatmap_size, input_size=input_size)
+    xy, maxvals = HeatmapCodec(input_size, heatmap_size).decode_to_image(heatmaps, inv, refine=refine)
     out = []
     for i, m in enumerate(metas):
         box_score = float(m.get("box_score", 1.0))
@@ -128,7 +126,7 @@ def predict(model: nn.Module, dataset: Dataset, batch_size: int = 32, flip_test:
     device = torch.device(device)
     input_size, heatmap_size = _dataset_sizes(dataset)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
-                        collate_fn=_collate, pin_memory=device.type == "cuda")
+                        collate_fn=collate_clips, pin_memory=device.type == "cuda")
     was_training = model.training
     model.eval()
     preds: list[dict] = []
@@ -144,27 +142,12 @@ def predict(model: nn.Module, dataset: Dataset, batch_size: int = 32, flip_test:
     return preds
 
 
-def score_and_write(predictions: list[dict], gt_ann: str | Path, out_dir: str | Path,
-                    pred_subdir: str = "predictions", stem: str = "result") -> Any:
-    """Write per-video PoseTrack prediction jsons to ``out_dir/pred_subdir``, score them against
-    ``gt_ann``, write ``out_dir/<stem>.json`` and ``<stem>.md``; return the APResult."""
-    from ftp_pose.engine.evaluate import score_predictions
-    from ftp_pose.metrics import write_posetrack_predictions
-
-    out_dir = Path(out_dir)
-    pred_dir = out_dir / pred_subdir
-    write_posetrack_predictions(pred_dir, gt_ann, predictions)
-    return score_predictions(gt_ann, pred_dir, out_dir / f"{stem}.json")
-
-
 def validate(model: nn.Module, val_set: Dataset, cfg: Any, dist: D.DistInfo, out_dir: Path) -> dict:
     """Training-time validation: each rank predicts its share, rank 0 scores all of them.
 
     Writes ``out_dir/val_predictions/``, ``val_ap.json`` and ``val_ap.md`` (rank 0) and returns the AP
     table ``{"Head": .., ..., "Mean": ..}`` (percent) on rank 0, ``{}`` elsewhere.
     """
-    from ftp_pose.engine.train import amp_dtype, resolve_path
-
     share = Subset(val_set, range(dist.rank, len(val_set), dist.world_size)) if dist.enabled else val_set
     boxes = cfg.data.val_boxes
     preds = predict(model, share, batch_size=cfg.val_batch_size or cfg.batch_size, flip_test=cfg.flip_test,
@@ -181,34 +164,6 @@ def validate(model: nn.Module, val_set: Dataset, cfg: Any, dist: D.DistInfo, out
     return ap_table(result)
 
 
-def ap_table(result: Any) -> dict[str, float]:
-    """``{"Head": .., "Shoulder": .., ..., "Mean": ..}`` (percent, NaN -> 0) from an APResult."""
-    table = dict(result.table)
-    return {k: (0.0 if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)) for k, v in table.items()}
-
-
-# ----------------------------------------------------------------------------- checkpoints
-
-def model_from_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, Any]:
-    """Rebuild the model a training checkpoint was made with and load its weights.
-
-    Returns ``(model in eval mode on device, TrainConfig)``. Missing files raise FileNotFoundError
-    naming the path.
-    """
-    from ftp_pose.engine.checkpoint import load_checkpoint
-    from ftp_pose.engine.config import config_from_dict
-    from ftp_pose.engine.train import build_model_from_config
-
-    ckpt = load_checkpoint(path, map_location="cpu")
-    if "config" not in ckpt:
-        raise ValueError(f"{path}: checkpoint has no 'config' entry (not written by ftp_pose train)")
-    cfg = config_from_dict(ckpt["config"], source=str(path))
-    cfg.model.pretrained = None  # the checkpoint has every weight
-    model = build_model_from_config(cfg)
-    model.load_state_dict(ckpt["model"])
-    return model.to(device).eval(), cfg
-
-
 def evaluate_checkpoint(checkpoint: str | Path, ann: str | Path, images: str | Path, *, boxes: str = "gt",
                         out_dir: str | Path = "runs/eval", batch_size: int = 16, flip_test: bool = True,
                         device: str = "auto", workers: int = 0, det_score_thresh: float | None = None,
@@ -221,11 +176,7 @@ def evaluate_checkpoint(checkpoint: str | Path, ann: str | Path, images: str | P
     ``out_dir/result.md``; returns the APResult. Crop sizes come from the checkpoint's config.
     OKS-NMS (``nms_oks``) is applied only with detector boxes.
     """
-    from ftp_pose.data import PoseTrackClipDataset
-    from ftp_pose.engine.distributed import resolve_device
-    from ftp_pose.engine.train import amp_dtype
-
-    dev = resolve_device(device)
+    dev = D.resolve_device(device)
     model, cfg = model_from_checkpoint(checkpoint, dev)
     d = cfg.data
     dataset = PoseTrackClipDataset(str(ann), str(images), boxes=str(boxes), train=False, offsets=tuple(d.offsets),

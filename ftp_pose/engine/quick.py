@@ -47,7 +47,7 @@ def quick_config(run_dir: str | Path = QUICK_RUN_DIR, overrides: list[str] = ())
 
 
 def _loads(path: Path) -> bool:
-    from ftp_pose.engine.inference import model_from_checkpoint
+    from ftp_pose.engine.checkpoint import model_from_checkpoint
 
     try:
         model_from_checkpoint(path)

@@ -8,8 +8,10 @@ Variants (paper Table II / III):
 * ``ftp_pose``: + DPC-KNN token pruning, eps_h = eps_l = 6 by default, Table II (b); any
   ``eps_h, eps_l`` (Table III: {1, 3, 6, 10}) via the arguments.
 
-Backbones (width / heads; block counts backbone + LRB + refinement = 6 + 2 + 2 for all):
-``tiny`` 192/3, ``small`` 384/6, ``base`` 768/12 (the paper's ViT-B), ``large`` 1024/16.
+Backbones (width / heads; block counts backbone + LRB + refinement = 6 + 2 + 2):
+``tiny`` 192/3, ``small`` 384/6, ``base`` 768/12 (the paper's ViT-B), ``large`` 1024/16; and
+``quick`` 96/4 with 2 + 1 + 1 blocks, the CPU-sized model of ``configs/quick_cpu.yaml`` (and of the
+shipped ``checkpoints/quick_cpu.pt``), the notebooks' quick mode and ``bench --quick``.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from typing import Any
 
 from ftp_pose.models.pose_model import FTPPose, FTPPoseConfig, load_pretrained
 
-__all__ = ["BACKBONES", "VARIANTS", "build_model", "make_config"]
+__all__ = ["BACKBONES", "QUICK_BACKBONE", "VARIANTS", "build_model", "make_config"]
 
 #: backbone name -> config fields
 BACKBONES: dict[str, dict[str, Any]] = {
@@ -26,7 +28,12 @@ BACKBONES: dict[str, dict[str, Any]] = {
     "small": dict(embed_dim=384, num_heads=6, depth=6, lrb_depth=2, refine_depth=2),
     "base": dict(embed_dim=768, num_heads=12, depth=6, lrb_depth=2, refine_depth=2),
     "large": dict(embed_dim=1024, num_heads=16, depth=6, lrb_depth=2, refine_depth=2),
+    # CPU size: a few minutes of training on 2 cores (configs/quick_cpu.yaml)
+    "quick": dict(embed_dim=96, num_heads=4, depth=2, lrb_depth=1, refine_depth=1),
 }
+
+#: the preset that quick CPU mode uses everywhere (config, notebooks, bench)
+QUICK_BACKBONE = "quick"
 
 #: variant name -> config fields
 VARIANTS: dict[str, dict[str, Any]] = {
