@@ -129,7 +129,8 @@ def test_explorer_slider_updates_the_output_in_jupyterlab(lab) -> None:
             page.wait_for_function(
                 "() => { const e = document.querySelector('.ftp-explorer-status');"
                 " return e && e.textContent.includes('HRB kept'); }", timeout=90_000)
-            before_text = status.inner_text()
+            status.scroll_into_view_if_needed()
+            before_text = status.text_content() or ""
             image = page.locator("img.ftp-explorer-image, .ftp-explorer-image img").first
             before_src = image.get_attribute("src")
             assert "HRB kept 128 / 768" in before_text and "kept: 128 high-res / " in before_text, before_text
@@ -147,7 +148,7 @@ def test_explorer_slider_updates_the_output_in_jupyterlab(lab) -> None:
             except Exception:  # noqa: BLE001 - reported by the assertion below, with the text seen
                 pass
             page.wait_for_timeout(500)
-            after_text = status.inner_text()
+            after_text = status.text_content() or ""
             after_src = image.get_attribute("src")
             page.locator(".ftp-explorer-image").first.scroll_into_view_if_needed()
             page.screenshot(path=str(figures_dir() / "explorer_browser.png"), full_page=False)
