@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ftp_pose.errors import CheckpointError, MissingFileError, one_line
 from ftp_pose.io import atomic_write
 
 
@@ -62,13 +63,13 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     """Load a checkpoint with ``weights_only=True``; a missing or unreadable file names the path."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
+        raise MissingFileError(f"checkpoint not found: {path}")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # noqa: BLE001 - re-raised with the file's name
-        raise ValueError(f"cannot read checkpoint {path}: {e}") from e
+    except Exception as e:  # noqa: BLE001 - torch raises many kinds; re-raised as one line with the file's name
+        raise CheckpointError(f"cannot read checkpoint {path} (truncated or not a torch file?): {one_line(e)}") from e
     if not isinstance(ckpt, dict) or "model" not in ckpt:
-        raise ValueError(f"{path} is not an ftp_pose checkpoint (no 'model' entry)")
+        raise CheckpointError(f"{path} is not an ftp_pose checkpoint (no 'model' entry)")
     return ckpt
 
 

@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from ftp_pose.data import decode_heatmaps, flip_heatmaps, heatmap_to_image_coords, invert_affine
 from ftp_pose.engine import distributed as D
+from ftp_pose.errors import CheckpointError, one_line
 
 #: COCO keypoint sigmas (PoseTrack shares the COCO slots), used by OKS-NMS
 _OKS_SIGMAS = np.array([.26, .79, .79, .72, .72, .79, .79, .72, .72, .62, .62, 1.07, 1.07, .87, .87, .89, .89]) / 10.0
@@ -193,8 +194,8 @@ def ap_table(result: Any) -> dict[str, float]:
 def model_from_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, Any]:
     """Rebuild the model a training checkpoint was made with and load its weights.
 
-    Returns ``(model in eval mode on device, TrainConfig)``. Missing files raise FileNotFoundError
-    naming the path.
+    Returns ``(model in eval mode on device, TrainConfig)``. A missing file raises MissingFileError, an
+    unreadable or foreign one CheckpointError, both naming the path.
     """
     from ftp_pose.engine.checkpoint import load_checkpoint
     from ftp_pose.engine.config import config_from_dict
@@ -202,11 +203,14 @@ def model_from_checkpoint(path: str | Path, device: str | torch.device = "cpu") 
 
     ckpt = load_checkpoint(path, map_location="cpu")
     if "config" not in ckpt:
-        raise ValueError(f"{path}: checkpoint has no 'config' entry (not written by ftp_pose train)")
+        raise CheckpointError(f"{path}: checkpoint has no 'config' entry (not written by ftp_pose train)")
     cfg = config_from_dict(ckpt["config"], source=str(path))
     cfg.model.pretrained = None  # the checkpoint has every weight
     model = build_model_from_config(cfg)
-    model.load_state_dict(ckpt["model"])
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as e:  # missing / unexpected keys or shape mismatches
+        raise CheckpointError(f"{path}: the weights do not fit the model of its config: {one_line(e)}") from e
     return model.to(device).eval(), cfg
 
 

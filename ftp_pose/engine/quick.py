@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ftp_pose.errors import MissingFileError
 from ftp_pose.paths import REPO_ROOT
 
 QUICK_CONFIG: Path = REPO_ROOT / "configs" / "quick_cpu.yaml"
@@ -54,7 +55,7 @@ def quick_checkpoint(train_if_missing: bool = True, retrain: bool = False,
     if not retrain and best.is_file() and _loads(best):
         return best
     if not train_if_missing and not retrain:
-        raise FileNotFoundError(f"no quick checkpoint at {best}; train one with "
+        raise MissingFileError(f"no quick checkpoint at {best}; train one with "
                                 f"`python -m ftp_pose train --config configs/quick_cpu.yaml`")
     from ftp_pose.engine.train import train
 

@@ -35,6 +35,7 @@ from ftp_pose.engine.checkpoint import load_checkpoint, rng_state, save_checkpoi
 from ftp_pose.engine.config import TrainConfig, config_from_dict, load_config, save_config
 from ftp_pose.engine.optim import build_optimizer, build_scheduler
 from ftp_pose.engine.run_log import MetricsLog, ap_row
+from ftp_pose.errors import MissingFileError
 
 #: evaluate_fn(model, val_set, cfg, dist, out_dir) -> AP table {"Head": .., ..., "Mean": ..} (rank 0; {} elsewhere)
 EvaluateFn = Callable[[nn.Module, Dataset, TrainConfig, D.DistInfo, Path], dict]
@@ -141,7 +142,7 @@ def ensure_synthetic(cfg: TrainConfig, dist: D.DistInfo | None = None) -> None:
                                      seed=syn.seed, **syn.options)
     D.barrier()
     if not resolve_path(cfg.data.train_ann).is_file():
-        raise FileNotFoundError(f"{cfg.source}: data.train_ann not found after generating synthetic data: "
+        raise MissingFileError(f"{cfg.source}: data.train_ann not found after generating synthetic data: "
                                 f"{cfg.data.train_ann} (check data.synthetic.out_dir)")
 
 
@@ -267,7 +268,7 @@ def train(cfg: TrainConfig, *, resume: str | Path | bool | None = None, model: n
             if resume is True or resume == "auto":
                 ckpt_path = None  # nothing to resume: start fresh
             else:
-                raise FileNotFoundError(f"--resume: checkpoint not found: {ckpt_path}")
+                raise MissingFileError(f"--resume: checkpoint not found: {ckpt_path}")
     if ckpt_path is not None:
         ckpt = load_checkpoint(ckpt_path, map_location="cpu")
         model.load_state_dict(ckpt["model"])
