@@ -163,9 +163,9 @@ class HOGPeopleDetector:
         # block histograms: the 16 x 16 block kernel (Gaussian x bilinear cell weight) is separable, so the
         # strided 2-D correlation is two banded matrix products, rows then columns
         ky, kx = _band_matrix(h), _band_matrix(w)  # 2 By x h, 2 Bx x w: row (block, cell) weights
-        rows = (ky @ votes.reshape(h, -1)).reshape(-1, 2, _NBINS, w)  # By x cy x bins x w
-        blocks = rows @ kx.T  # By x cy x bins x (Bx cx)
-        by, bx = blocks.shape[0], blocks.shape[3] // 2
+        rows = ky @ votes.reshape(h, -1)  # (By cy) x (bins w): one GEMM
+        blocks = rows.reshape(-1, w) @ kx.T  # (By cy bins) x (Bx cx): one GEMM
+        by, bx = ky.shape[0] // 2, kx.shape[0] // 2
         blocks = blocks.reshape(by, 2, _NBINS, bx, 2).transpose(4, 1, 2, 0, 3)  # cx, cy, bins, By, Bx
         blocks = torch.from_numpy(np.ascontiguousarray(blocks).reshape(4 * _NBINS, by, bx))  # x-major cells
         blocks = blocks / (blocks.norm(dim=0, keepdim=True) + 0.1 * 36)
