@@ -3,11 +3,17 @@
 Each command lives in the module that does the work; that module defines
 ``add_cli_arguments(parser)`` and ``run_cli(args) -> int``. This table is the only
 place that lists them (imports are lazy, so ``--help`` stays fast).
+
+Known bad input (:class:`ftp_pose.errors.FTPPoseError`: a missing or unreadable file, a bad config
+key, a bad checkpoint, a bad data layout) is reported as ONE line on stderr, ``ftp_pose: error:
+<message naming the file or field>``, with exit code 2; the global ``--debug`` flag (before the
+command) shows the traceback instead. Any other exception is a bug and keeps its traceback.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 #: command name -> (module, one-line help)
@@ -23,6 +29,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ftp_pose", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error instead of one line")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
@@ -33,12 +41,26 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; returns its exit code (2 for a known bad input, printed as one line)."""
+    from ftp_pose.errors import FTPPoseError, one_line
+
     argv = list(sys.argv[1:] if argv is None else argv)
-    command = argv[0] if argv and argv[0] in COMMANDS else None
+    command = next((a for a in argv if not a.startswith("-")), None)
+    command = command if command in COMMANDS else None
     parser = build_parser(only=command if command else "__none__")
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 1
-    mod = importlib.import_module(COMMANDS[args.command][0])
-    return int(mod.run_cli(args) or 0)
+    if not args.debug:
+        # FFmpeg (inside OpenCV) prints its own lines on stderr for a file it cannot decode; the one-line
+        # error says it better. Read when OpenCV first opens a video, so set before any command runs.
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    try:
+        mod = importlib.import_module(COMMANDS[args.command][0])
+        return int(mod.run_cli(args) or 0)
+    except FTPPoseError as e:
+        if args.debug:
+            raise
+        print(f"ftp_pose {args.command}: error: {one_line(e, limit=1000)}", file=sys.stderr)
+        return 2

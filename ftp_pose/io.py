@@ -7,6 +7,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
+from ftp_pose.errors import MissingFileError, UnreadableFileError
+
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     """Call ``write(tmp_path)`` on a temp file beside ``path``, then rename it to ``path``.
@@ -54,9 +56,9 @@ def read_json(path: str | os.PathLike) -> Any:
     """Load a json file; a missing or malformed file raises an error naming the file."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"json file not found: {path}")
+        raise MissingFileError(f"json file not found: {path}")
     try:
         with open(path) as f:
             return json.load(f)
     except json.JSONDecodeError as e:
-        raise ValueError(f"malformed json in {path}: {e}") from e
+        raise UnreadableFileError(f"malformed json in {path}: {e}") from e

@@ -15,6 +15,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from ftp_pose.errors import MissingFileError
 from ftp_pose.paths import quick_mode
 
 
@@ -224,7 +225,7 @@ def real_video_clips(input_size: tuple[int, int], key_frame: int = 4,
     names = [folder / f"{i:06d}.jpg" for i in (key_frame - 1, key_frame, key_frame + 1)]
     missing = [str(p) for p in names if not p.is_file()]
     if missing:
-        raise FileNotFoundError(f"real_video_clips: frame(s) not found: {missing} (key_frame={key_frame})")
+        raise MissingFileError(f"real_video_clips: frame(s) not found: {missing} (key_frame={key_frame})")
     frames = [read_rgb(p) for p in names]
     in_h, in_w = input_size
     out: dict[str, dict[str, Any]] = {}

@@ -10,10 +10,10 @@ from ftp_pose.paths import data_root
 
 @pytest.fixture(scope="session")
 def sample_root() -> Path:
-    """Root of the real sample data (``$FTP_POSE_DATA`` or ``../shared/data``)."""
+    """Root of the real sample data (``$FTP_POSE_DATA``, else the bundled ``data/samples``)."""
     root = data_root()
     if not (root / "posetrack18").is_dir():
-        pytest.fail(f"real sample data not found at {root}; set FTP_POSE_DATA")
+        pytest.fail(f"real sample data not found at {root} (the bundled data/samples, or $FTP_POSE_DATA)")
     return root
 
 
@@ -33,3 +33,18 @@ def synth_root(tmp_path_factory) -> Path:
     generate_synthetic_posetrack(root, n_videos=2, n_val_videos=1, n_frames=6, seed=0, size=(256, 192),
                                  progress=False)
     return root
+
+
+@pytest.fixture(scope="session")
+def sample_file():
+    """``sample_file("videos/openpose_video.avi")``: a sample file that may not be bundled, found in
+    ``data_root()`` or ``../shared/data``; the test is skipped, naming the file, when neither has it."""
+    from ftp_pose.paths import SHARED_DATA, find_sample_file
+
+    def find(relative: str) -> Path:
+        path = find_sample_file(relative)
+        if path is None:
+            pytest.skip(f"{relative} is not bundled (licence) and not in {data_root()} or {SHARED_DATA}; "
+                        "set FTP_POSE_DATA to a folder that has it")
+        return path
+    return find

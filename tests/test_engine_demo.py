@@ -1,10 +1,13 @@
-"""The demo: an annotated video from the sample mp4, and clear errors for bad inputs."""
+"""The demo: streaming, person detectors, tracking, prediction json, and clear errors for bad inputs."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
+import torch
 
 from _engine_dummies import make_tiny_checkpoint
 
@@ -23,7 +26,7 @@ def test_demo_writes_an_annotated_video(posetrack18_root: Path, tmp_path: Path, 
 
     out = tmp_path / "demo"
     assert main(["demo", str(_mp4(posetrack18_root)), "--checkpoint", str(tiny_ckpt), "--out", str(out),
-                 "--max-frames", "3", "--show-tokens"]) == 0
+                 "--max-frames", "3", "--show-tokens", "--detector", "none", "--batch", "2"]) == 0
     cap = cv2.VideoCapture(str(out / "annotated.mp4"))
     n = 0
     while cap.read()[0]:
@@ -31,6 +34,10 @@ def test_demo_writes_an_annotated_video(posetrack18_root: Path, tmp_path: Path, 
     assert n == 3 and cap.get(cv2.CAP_PROP_FRAME_WIDTH) == 1280
     cap.release()
     assert len(list(out.glob("frame_*.png"))) >= 2
+    doc = json.loads((out / "000001_mpiinew_test.json").read_text())  # PoseTrack-format predictions
+    assert [im["id"] for im in doc["images"]] == [0, 1, 2]
+    for ann in doc["annotations"]:
+        assert len(ann["keypoints"]) == 51 and len(ann["bbox"]) == 4 and ann["track_id"] >= 0
 
 
 def test_demo_with_boxes_on_a_frame_folder(posetrack18_root: Path, tmp_path: Path, tiny_ckpt: Path) -> None:
@@ -41,9 +48,131 @@ def test_demo_with_boxes_on_a_frame_folder(posetrack18_root: Path, tmp_path: Pat
     boxes = tmp_path / "boxes.json"
     boxes.write_text(json.dumps([{"frame_index": 1, "bbox": [500, 150, 200, 450], "score": 0.9},
                                  {"frame_index": 1, "bbox": [0, 0, 50, 50], "score": 0.1}]))
-    res = run_demo(_mp4(posetrack18_root).parent, tiny_ckpt, boxes=boxes, out_dir=tmp_path, max_frames=2)
+    res = run_demo(_mp4(posetrack18_root).parent, tiny_ckpt, boxes=boxes, out_dir=tmp_path, max_frames=2,
+                   progress=False)
     assert res["n_frames"] == 2 and res["n_people"] == 1  # the low-score box is skipped
     assert Path(res["video"]).is_file()
+    ann = json.loads(Path(res["predictions"]).read_text())["annotations"]
+    assert len(ann) == 1 and ann[0]["image_id"] == 1 and ann[0]["bbox"] == [500, 150, 200, 450]
+
+
+def test_demo_streams_with_bounded_buffers(tmp_path: Path, tiny_ckpt: Path, monkeypatch) -> None:
+    """A video longer than the batch: frames are pulled lazily, written as their batch is done, and
+    never more than the clip window plus one batch are held; every input frame comes out."""
+    from ftp_pose.engine import demo
+
+    n_in, batch = 13, 3
+    state = {"read": 0, "written": 0, "held_max": 0}
+
+    def frames():
+        rng = np.random.default_rng(0)
+        for _ in range(n_in):
+            state["read"] += 1
+            state["held_max"] = max(state["held_max"], state["read"] - state["written"])
+            yield rng.integers(0, 255, (72, 96, 3), dtype=np.uint8)
+
+    monkeypatch.setattr(demo, "open_frames", lambda source, max_frames=None: (frames(), 10.0, None))
+    write = demo._VideoSink.write
+
+    def counting_write(self, frame):
+        state["written"] += 1
+        return write(self, frame)
+    monkeypatch.setattr(demo._VideoSink, "write", counting_write)
+    video = tmp_path / "long.mp4"
+    video.write_bytes(b"")  # never opened: open_frames is replaced
+    res = demo.run_demo(video, tiny_ckpt, out_dir=tmp_path / "out", detector="none", batch_frames=batch,
+                        progress=False)
+    window = 3  # t-1, t, t+1 of the tiny checkpoint's config
+    assert state["held_max"] <= window + batch, state
+    assert res["n_frames"] == n_in and state["written"] == n_in
+    cap = cv2.VideoCapture(res["video"])
+    n_out = 0
+    while cap.read()[0]:
+        n_out += 1
+    cap.release()
+    assert n_out == n_in
+    doc = json.loads(Path(res["predictions"]).read_text())
+    assert len(doc["images"]) == n_in and len(doc["annotations"]) == n_in
+    assert {a["track_id"] for a in doc["annotations"]} == {0}  # the whole-frame box is one track
+
+
+def test_open_frames_is_lazy(posetrack18_root: Path) -> None:
+    from ftp_pose.engine.demo import open_frames
+
+    it, fps, n = open_frames(_mp4(posetrack18_root))
+    assert n == 5 and fps > 0
+    first = next(it)
+    assert first.shape == (720, 1280, 3) and first.dtype == np.uint8
+    assert sum(1 for _ in it) == 4
+    it, _, n = open_frames(_mp4(posetrack18_root).parent, max_frames=4)
+    assert n == 4 and len(list(it)) == 4
+
+
+def test_torchvision_detector_from_a_local_weights_file(tmp_path: Path) -> None:
+    """The loading code of --detector torchvision, on randomly initialised weights saved to tmp."""
+    import torchvision.models.detection as tvd
+
+    from ftp_pose.engine.demo import make_detector
+    from ftp_pose.engine.detect import TorchvisionPersonDetector
+    from ftp_pose.errors import CheckpointError, MissingFileError
+
+    torch.manual_seed(0)
+    arch = "fasterrcnn_mobilenet_v3_large_320_fpn"
+    net = tvd.fasterrcnn_mobilenet_v3_large_320_fpn(weights=None, weights_backbone=None, num_classes=91)
+    weights = tmp_path / "det.pth"
+    torch.save(net.state_dict(), weights)
+    det = TorchvisionPersonDetector(weights, arch, score_thresh=0.0)
+    boxes, scores = det(np.zeros((120, 160, 3), np.uint8))
+    assert boxes.shape[1:] == (4,) and boxes.shape[0] == scores.shape[0] and boxes.dtype == np.float32
+    assert np.all(np.diff(scores) <= 0)
+    torch.save({"model": net.state_dict()}, tmp_path / "wrapped.pth")
+    TorchvisionPersonDetector(tmp_path / "wrapped.pth", arch)  # a checkpoint dict holding the state dict
+    with pytest.raises(CheckpointError, match="do not fit torchvision fasterrcnn_resnet50_fpn"):
+        TorchvisionPersonDetector(weights, "fasterrcnn_resnet50_fpn")
+    (tmp_path / "cut.pth").write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match="cut.pth"):
+        TorchvisionPersonDetector(tmp_path / "cut.pth", arch)
+    with pytest.raises(MissingFileError, match="--detector-weights"):
+        make_detector("torchvision")
+    with pytest.raises(MissingFileError, match="nope.pth"):
+        make_detector("torchvision", weights=tmp_path / "nope.pth")
+
+
+def test_hog_finds_people_in_the_bundled_street_video(sample_root: Path) -> None:
+    from ftp_pose.engine.demo import open_frames
+    from ftp_pose.engine.detect import HOGPeopleDetector
+
+    frame = next(open_frames(sample_root / "videos" / "mmpose_demo.mp4")[0])  # 960 x 540, pedestrians
+    boxes, scores = HOGPeopleDetector()(frame)
+    assert len(boxes) >= 2 and np.all(np.diff(scores) <= 0)
+    assert np.all(boxes[:, 3] > boxes[:, 2]) and np.all(boxes[:, :2] >= 0)
+
+
+def test_hog_descriptor_matches_opencv4_when_available() -> None:
+    if not hasattr(cv2, "HOGDescriptor"):
+        pytest.skip(f"OpenCV {cv2.__version__} has no HOGDescriptor (removed in OpenCV 5) to compare with")
+    from ftp_pose.engine.detect import HOGPeopleDetector
+
+    win = np.random.default_rng(0).integers(0, 255, (128, 64, 3), dtype=np.uint8)
+    ref = cv2.HOGDescriptor().compute(win).reshape(-1)
+    mine = HOGPeopleDetector(padding=0).block_features(win).permute(2, 1, 0).reshape(-1).numpy()
+    assert np.abs(ref - mine).max() < 1e-4
+
+
+def test_hog_finds_several_people_on_a_street_video(sample_file, tmp_path: Path, tiny_ckpt: Path) -> None:
+    """The default detector on OpenPose's street video (not bundled: academic licence)."""
+    from ftp_pose.engine.demo import run_demo
+
+    video = sample_file("videos/openpose_video.avi")
+    res = run_demo(video, tiny_ckpt, out_dir=tmp_path, max_frames=2, progress=False)
+    doc = json.loads(Path(res["predictions"]).read_text())
+    per_frame = [sum(a["image_id"] == im["id"] for a in doc["annotations"]) for im in doc["images"]]
+    assert len(per_frame) == 2 and min(per_frame) >= 3, per_frame
+    for a in doc["annotations"]:
+        x, y, w, h = a["bbox"]
+        assert w > 0 and h > 1.5 * w  # upright person boxes (64 x 128 windows)
+    ids = [a["track_id"] for a in doc["annotations"] if a["image_id"] == 0]
+    assert len(ids) == len(set(ids))
 
 
 def test_demo_errors(tmp_path: Path, tiny_ckpt: Path, posetrack18_root: Path) -> None:

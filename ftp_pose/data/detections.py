@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ftp_pose.errors import DataLayoutError
 from ftp_pose.io import read_json
 
 Detection = tuple[np.ndarray, float]
@@ -28,34 +29,34 @@ def load_detections(path: str | Path, image_ids: set[int] | None = None,
     path = Path(path)
     data = read_json(path)
     if not isinstance(data, list):
-        raise ValueError(f"{path}: detections must be a json list of {{image_id, bbox, score}} "
+        raise DataLayoutError(f"{path}: detections must be a json list of {{image_id, bbox, score}} "
                          f"(COCO results format), got {type(data).__name__}")
     out: dict[int, list[Detection]] = {}
     for i, det in enumerate(data):
         where = f"{path}: detection #{i}"
         if not isinstance(det, dict):
-            raise ValueError(f"{where} is not an object")
+            raise DataLayoutError(f"{where} is not an object")
         for field in ("image_id", "bbox", "score"):
             if field not in det:
-                raise ValueError(f"{where} has no field '{field}'")
+                raise DataLayoutError(f"{where} has no field '{field}'")
         if det.get("category_id", 1) != 1:
             continue
         try:
             image_id = int(det["image_id"])
         except (TypeError, ValueError):
-            raise ValueError(f"{where}: field 'image_id' is not an integer: {det['image_id']!r}") from None
+            raise DataLayoutError(f"{where}: field 'image_id' is not an integer: {det['image_id']!r}") from None
         try:
             score = float(det["score"])
         except (TypeError, ValueError):
-            raise ValueError(f"{where}: field 'score' is not a number: {det['score']!r}") from None
+            raise DataLayoutError(f"{where}: field 'score' is not a number: {det['score']!r}") from None
         try:
             box = np.asarray(det["bbox"], dtype=np.float32)
         except (TypeError, ValueError):
-            raise ValueError(f"{where}: field 'bbox' is not numeric: {det['bbox']!r}") from None
+            raise DataLayoutError(f"{where}: field 'bbox' is not numeric: {det['bbox']!r}") from None
         if box.shape != (4,) or not np.isfinite(box).all():
-            raise ValueError(f"{where}: field 'bbox' must be 4 finite numbers [x, y, w, h], got {det['bbox']!r}")
+            raise DataLayoutError(f"{where}: field 'bbox' must be 4 finite numbers [x, y, w, h], got {det['bbox']!r}")
         if box[2] <= 0 or box[3] <= 0:
-            raise ValueError(f"{where}: field 'bbox' has zero or negative size (w={box[2]}, h={box[3]})")
+            raise DataLayoutError(f"{where}: field 'bbox' has zero or negative size (w={box[2]}, h={box[3]})")
         if image_ids is not None and image_id not in image_ids:
             continue
         if score < score_thresh:

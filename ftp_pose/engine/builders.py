@@ -14,6 +14,7 @@ from torch.utils.data import Dataset
 
 from ftp_pose.engine import distributed as D
 from ftp_pose.engine.config import ConfigError, TrainConfig, clip_layout
+from ftp_pose.errors import MissingFileError
 
 #: loss_fn(pred B x J x h x w, target B x J x h x w, target_weight B x J) -> scalar
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -48,7 +49,7 @@ def ensure_synthetic(cfg: TrainConfig, dist: D.DistInfo | None = None) -> None:
                                      seed=syn.seed, **syn.options.kwargs())
     D.barrier()
     if not resolve_path(cfg.data.train_ann).is_file():
-        raise FileNotFoundError(f"{cfg.source}: data.train_ann not found after generating synthetic data: "
+        raise MissingFileError(f"{cfg.source}: data.train_ann not found after generating synthetic data: "
                                 f"{cfg.data.train_ann} (check data.synthetic.out_dir)")
 
 

@@ -22,6 +22,7 @@ import torch
 
 from ftp_pose.engine.builders import build_model_from_config
 from ftp_pose.engine.config import TrainConfig, config_from_dict
+from ftp_pose.errors import CheckpointError, MissingFileError, one_line
 from ftp_pose.io import atomic_write
 
 
@@ -65,29 +66,32 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     """Load a checkpoint with ``weights_only=True``; a missing or unreadable file names the path."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
+        raise MissingFileError(f"checkpoint not found: {path}")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # noqa: BLE001 - re-raised with the file's name
-        raise ValueError(f"cannot read checkpoint {path}: {e}") from e
+    except Exception as e:  # noqa: BLE001 - torch raises many kinds; re-raised as one line with the file's name
+        raise CheckpointError(f"cannot read checkpoint {path} (truncated or not a torch file?): {one_line(e)}") from e
     if not isinstance(ckpt, dict) or "model" not in ckpt:
-        raise ValueError(f"{path} is not an ftp_pose checkpoint (no 'model' entry)")
+        raise CheckpointError(f"{path} is not an ftp_pose checkpoint (no 'model' entry)")
     return ckpt
 
 
 def model_from_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, TrainConfig]:
     """Rebuild the model a training checkpoint was made with and load its weights.
 
-    Returns ``(model in eval mode on device, TrainConfig)``. Missing files raise FileNotFoundError
-    naming the path.
+    Returns ``(model in eval mode on device, TrainConfig)``. A missing file raises MissingFileError, an
+    unreadable or foreign one CheckpointError, both naming the path.
     """
     ckpt = load_checkpoint(path, map_location="cpu")
     if "config" not in ckpt:
-        raise ValueError(f"{path}: checkpoint has no 'config' entry (not written by ftp_pose train)")
+        raise CheckpointError(f"{path}: checkpoint has no 'config' entry (not written by ftp_pose train)")
     cfg = config_from_dict(ckpt["config"], source=str(path))
     cfg.model.pretrained = None  # the checkpoint has every weight
     model = build_model_from_config(cfg)
-    model.load_state_dict(ckpt["model"])
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as e:  # missing / unexpected keys or shape mismatches
+        raise CheckpointError(f"{path}: the weights do not fit the model of its config: {one_line(e)}") from e
     return model.to(device).eval(), cfg
 
 

@@ -28,10 +28,7 @@ import yaml
 
 from ftp_pose.clip import ClipLayout
 from ftp_pose.data.posetrack import AugmentConfig
-
-
-class ConfigError(ValueError):
-    """A bad key or value in a training config (the message names the key and the source)."""
+from ftp_pose.errors import ConfigError, MissingFileError  # noqa: F401 - ConfigError is re-exported here
 
 
 @dataclass
@@ -372,7 +369,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | dict[str,
         path = Path(path)
         source = str(path)
         if not path.is_file():
-            raise FileNotFoundError(f"config file not found: {path}")
+            raise MissingFileError(f"config file not found: {path}")
         try:
             values = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as e:

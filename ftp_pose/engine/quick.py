@@ -15,6 +15,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from ftp_pose.errors import MissingFileError
+from ftp_pose.errors import MissingFileError
 from ftp_pose.paths import REPO_ROOT
 
 QUICK_CONFIG: Path = REPO_ROOT / "configs" / "quick_cpu.yaml"
@@ -63,7 +65,7 @@ def quick_checkpoint(train_if_missing: bool = True, retrain: bool = False,
 
     Order: the shipped ``checkpoints/quick_cpu.pt`` (``shipped=True``), the finished run in
     ``run_dir``, else training into ``run_dir`` (resuming a partial run there). A partial run's
-    ``best.pt`` is never returned. ``train_if_missing=False`` raises FileNotFoundError instead of
+    ``best.pt`` is never returned. ``train_if_missing=False`` raises MissingFileError (a FileNotFoundError) instead of
     training; ``retrain=True`` always trains afresh into ``run_dir`` (the quick-training test does,
     into a temporary folder).
     """
@@ -77,7 +79,7 @@ def quick_checkpoint(train_if_missing: bool = True, retrain: bool = False,
         if done is not None and _loads(done):
             return done
         if not train_if_missing:
-            raise FileNotFoundError(f"no complete quick checkpoint ({QUICK_WEIGHTS} or {run_dir}/best.pt "
+            raise MissingFileError(f"no complete quick checkpoint ({QUICK_WEIGHTS} or {run_dir}/best.pt "
                                     f"with complete.json); make one with `{QUICK_COMMAND}`")
     from ftp_pose.engine.train import train
 

@@ -39,6 +39,7 @@ from ftp_pose.engine.inference import validate
 from ftp_pose.engine.optim import build_optimizer, build_scheduler
 from ftp_pose.engine.run_log import MetricsLog, ap_row
 from ftp_pose.engine.seeding import EpochSampler, EpochSeededDataset, seed_everything, worker_init
+from ftp_pose.errors import MissingFileError
 
 #: evaluate_fn(model, val_set, cfg, dist, out_dir) -> AP table {"Head": .., ..., "Mean": ..} (rank 0; {} elsewhere)
 EvaluateFn = Callable[[nn.Module, Dataset, TrainConfig, D.DistInfo, Path], dict]
@@ -120,7 +121,7 @@ class Trainer:
         if not path.is_file():
             if auto:
                 return None  # nothing to resume: start fresh
-            raise FileNotFoundError(f"--resume: checkpoint not found: {path}")
+            raise MissingFileError(f"--resume: checkpoint not found: {path}")
         ckpt = load_checkpoint(path, map_location="cpu")
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
@@ -319,16 +320,15 @@ def run_cli(args: argparse.Namespace) -> int:
     overrides = list(args.overrides)
     if args.out:
         overrides.append(f"out_dir={args.out}")
-    try:
-        if args.config is not None:
-            cfg = load_config(args.config, overrides)
-        elif args.resume and args.resume != "auto":
-            ckpt = load_checkpoint(args.resume)
-            cfg = config_from_dict(apply_overrides(ckpt["config"], overrides, str(args.resume)), str(args.resume))
-        else:
-            raise SystemExit("train: --config is required (or --resume PATH to continue a run)")
-    except (ConfigError, FileNotFoundError) as e:  # a bad config: one clear line, before anything runs
-        raise SystemExit(f"train: {e}") from None
+    # a bad config raises ConfigError / MissingFileError here, before anything runs; the CLI
+    # prints it as one line (ftp_pose.cli)
+    if args.config is not None:
+        cfg = load_config(args.config, overrides)
+    elif args.resume and args.resume != "auto":
+        ckpt = load_checkpoint(args.resume)
+        cfg = config_from_dict(apply_overrides(ckpt["config"], overrides, str(args.resume)), str(args.resume))
+    else:
+        raise ConfigError("train: --config is required (or --resume PATH to continue a run)")
     try:
         result = train(cfg, resume=args.resume)
     finally:

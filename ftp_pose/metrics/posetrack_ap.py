@@ -46,6 +46,7 @@ from typing import Any
 
 import numpy as np
 
+from ftp_pose.errors import DataLayoutError, MissingFileError
 from ftp_pose.keypoints import AP_GROUPS, EVAL_JOINTS, JOINT_NAMES, NUM_JOINTS
 from ftp_pose.metrics.posetrack_io import Source, load_documents
 
@@ -203,7 +204,7 @@ def _present(kp: np.ndarray) -> np.ndarray:
 def _keypoints(ann: dict, name: str) -> np.ndarray:
     kp = np.asarray(ann["keypoints"], dtype=np.float64)
     if kp.size != NUM_JOINTS * 3:
-        raise ValueError(f"{name}: annotation keypoints must hold {NUM_JOINTS * 3} numbers, got {kp.size}")
+        raise DataLayoutError(f"{name}: annotation keypoints must hold {NUM_JOINTS * 3} numbers, got {kp.size}")
     return kp.reshape(NUM_JOINTS, 3)
 
 
@@ -234,18 +235,18 @@ def evaluate_ap(gt: Source, pred: Source) -> APResult:
     for key in sorted(gt_docs):
         gdoc = gt_docs[key]
         if key not in pred_docs:
-            raise FileNotFoundError(f"no prediction file {key}.json{where} for ground truth {key}.json")
+            raise MissingFileError(f"no prediction file {key}.json{where} for ground truth {key}.json")
         pdoc = pred_docs[key]
         name = f"prediction {key}.json"
         if len(pdoc["images"]) != len(gdoc["images"]):
-            raise ValueError(f"{name}: {len(pdoc['images'])} frames in 'images', the ground truth has "
+            raise DataLayoutError(f"{name}: {len(pdoc['images'])} frames in 'images', the ground truth has "
                              f"{len(gdoc['images'])}; list every frame of the ground-truth file, in order")
         gt_anns = _by_image(gdoc, f"ground truth {key}.json")
         pr_anns = _by_image(pdoc, name)
         for gimg, pimg in zip(gdoc["images"], pdoc["images"]):
             gf, pf = gimg.get("file_name"), pimg.get("file_name")
             if gf and pf and gf != pf:
-                raise ValueError(f"{name}: frame {pf!r} is where the ground truth has {gf!r} "
+                raise DataLayoutError(f"{name}: frame {pf!r} is where the ground truth has {gf!r} "
                                  "(poseval pairs frames by position in 'images')")
             anns = gt_anns.get(gimg["id"], [])
             if not anns or gimg.get("is_labeled", True) is False:
@@ -299,7 +300,7 @@ def _head_size_of(kp: np.ndarray, bbox_head: Any, name: str, image: dict) -> flo
         return head_size(bbox_head)
     if not kp[:, 2].any():
         return float("nan")  # no joint to match, the head size is never used
-    raise ValueError(f"{name}: an annotation of image {image['id']} ({image.get('file_name')}) has keypoints "
+    raise DataLayoutError(f"{name}: an annotation of image {image['id']} ({image.get('file_name')}) has keypoints "
                      "but no 4-number 'bbox_head' (needed for the PCKh head size)")
 
 
@@ -309,7 +310,7 @@ def _by_image(doc: dict, name: str) -> dict[Any, list[dict]]:
     out: dict[Any, list[dict]] = {}
     for i, ann in enumerate(doc["annotations"]):
         if ann["image_id"] not in ids:
-            raise ValueError(f"{name}: annotations[{i}].image_id {ann['image_id']!r} is not an id in its "
+            raise DataLayoutError(f"{name}: annotations[{i}].image_id {ann['image_id']!r} is not an id in its "
                              "'images' (keep the ground truth's image ids)")
         out.setdefault(ann["image_id"], []).append(ann)
     return out
@@ -319,7 +320,7 @@ def _check_track_ids(preds: list[dict], name: str, image: dict) -> None:
     """poseval refuses a frame whose predictions share a ``track_id``."""
     ids = [a["track_id"] for a in preds if a.get("track_id") is not None]
     if len(ids) != len(set(ids)):
-        raise ValueError(f"{name}: predictions of image {image['id']} ({image.get('file_name')}) share a "
+        raise DataLayoutError(f"{name}: predictions of image {image['id']} ({image.get('file_name')}) share a "
                          "'track_id'; poseval requires them unique per frame")
 
 

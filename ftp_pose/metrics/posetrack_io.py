@@ -16,6 +16,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from ftp_pose.errors import DataLayoutError, MissingFileError
 from ftp_pose.io import read_json, write_json
 from ftp_pose.keypoints import JOINT_NAMES, NUM_JOINTS, SKELETON
 
@@ -36,18 +37,18 @@ def load_posetrack_json(path: str | os.PathLike) -> dict:
 def check_document(doc: Any, name: str) -> None:
     """Raise ``ValueError`` naming ``name`` and the field when ``doc`` is not PoseTrack-shaped."""
     if not isinstance(doc, dict):
-        raise ValueError(f"{name}: expected a json object with 'images' and 'annotations'")
+        raise DataLayoutError(f"{name}: expected a json object with 'images' and 'annotations'")
     for key in ("images", "annotations"):
         if key not in doc:
-            raise ValueError(f"{name}: missing field '{key}'")
+            raise DataLayoutError(f"{name}: missing field '{key}'")
         if not isinstance(doc[key], list):
-            raise ValueError(f"{name}: field '{key}' must be a list")
+            raise DataLayoutError(f"{name}: field '{key}' must be a list")
     for i, img in enumerate(doc["images"]):
         if "id" not in img:
-            raise ValueError(f"{name}: images[{i}] has no field 'id'")
+            raise DataLayoutError(f"{name}: images[{i}] has no field 'id'")
     for i, ann in enumerate(doc["annotations"]):
         if "image_id" not in ann:
-            raise ValueError(f"{name}: annotations[{i}] has no field 'image_id'")
+            raise DataLayoutError(f"{name}: annotations[{i}] has no field 'image_id'")
         _check_numbers(ann.get("keypoints"), NUM_JOINTS * 3, f"{name}: annotations[{i}].keypoints")
         if ann.get("scores") not in (None, []):
             _check_numbers(ann["scores"], NUM_JOINTS, f"{name}: annotations[{i}].scores")
@@ -58,9 +59,9 @@ def _check_numbers(values: Any, n: int, where: str) -> None:
     try:
         arr = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError):
-        raise ValueError(f"{where} must hold {n} numbers, got {str(values)[:60]}") from None
+        raise DataLayoutError(f"{where} must hold {n} numbers, got {str(values)[:60]}") from None
     if values is None or arr.size != n:
-        raise ValueError(f"{where} must hold {n} numbers, got {None if values is None else arr.size}")
+        raise DataLayoutError(f"{where} must hold {n} numbers, got {None if values is None else arr.size}")
 
 
 def load_documents(source: Source) -> dict[str, dict]:
@@ -81,7 +82,7 @@ def load_documents(source: Source) -> dict[str, dict]:
     if path.is_dir():
         files = sorted(path.glob("*.json"))
         if not files:
-            raise FileNotFoundError(f"no json files in {path}")
+            raise MissingFileError(f"no json files in {path}")
         return {f.stem: load_posetrack_json(f) for f in files}
     return split_by_video(load_posetrack_json(path))
 
@@ -117,22 +118,23 @@ def write_posetrack_predictions(out_dir: str | os.PathLike, gt_source: Source,
 
     ``predictions``: dicts with ``image_id`` (an id of the ground truth's images), ``keypoints``
     (``17 x 3``: x, y, score), optional ``score`` (person score, default the mean joint score) and
-    ``track_id`` (None or -1: the smallest id unused in its frame). Each file is named like the
+    ``track_id`` (None or -1: the smallest id unused in its frame) and optional ``bbox`` (the person
+    box ``[x, y, w, h]``, copied to the output; poseval ignores it). Each file is named like the
     ground-truth file, copies its ``images`` (every frame, unlabeled ones included, as poseval
     requires) and holds ``annotations`` with ``image_id``, ``keypoints`` (51 numbers), ``scores``
     (17 per-joint scores, used by poseval to rank joints), ``score``, ``track_id`` (unique per
-    frame) and ``category_id`` 1. Returns the written paths.
+    frame), ``category_id`` 1 and ``bbox`` when given. Returns the written paths.
     """
     docs = load_documents(gt_source)
     by_image: dict[Any, list[dict]] = defaultdict(list)
     for i, p in enumerate(predictions):
         if "image_id" not in p or "keypoints" not in p:
-            raise ValueError(f"predictions[{i}] needs 'image_id' and 'keypoints' (17 x 3)")
+            raise DataLayoutError(f"predictions[{i}] needs 'image_id' and 'keypoints' (17 x 3)")
         by_image[p["image_id"]].append(p)
     known = {img["id"] for doc in docs.values() for img in doc["images"]}
     unknown = [i for i in by_image if i not in known]
     if unknown:
-        raise ValueError(f"{len(unknown)} prediction image_id(s) are not in the ground truth {gt_source}, "
+        raise DataLayoutError(f"{len(unknown)} prediction image_id(s) are not in the ground truth {gt_source}, "
                          f"e.g. {unknown[:3]} (predictions must keep the ground truth's image ids)")
     paths = []
     for key, doc in docs.items():
@@ -141,24 +143,27 @@ def write_posetrack_predictions(out_dir: str | os.PathLike, gt_source: Source,
             people = by_image.get(img["id"], [])
             given = [p.get("track_id") for p in people if p.get("track_id") not in (None, -1)]
             if len(given) != len(set(given)):
-                raise ValueError(f"predictions for image {img['id']} ({img.get('file_name')}) share a "
+                raise DataLayoutError(f"predictions for image {img['id']} ({img.get('file_name')}) share a "
                                  "'track_id'; poseval requires them unique per frame")
             free = (t for t in range(len(people) + len(given) + 1) if t not in set(given))
             for p in people:
                 kp = np.asarray(p["keypoints"], dtype=np.float64)
                 if kp.size != NUM_JOINTS * 3:
-                    raise ValueError(f"prediction for image {img['id']}: keypoints must be {NUM_JOINTS} x 3, "
+                    raise DataLayoutError(f"prediction for image {img['id']}: keypoints must be {NUM_JOINTS} x 3, "
                                      f"got shape {kp.shape}")
                 kp = kp.reshape(NUM_JOINTS, 3)
                 tid = p.get("track_id")
-                anns.append({
+                ann = {
                     "image_id": img["id"],
                     "keypoints": [float(v) for v in kp.reshape(-1)],
                     "scores": [float(v) for v in kp[:, 2]],
                     "score": float(p["score"]) if p.get("score") is not None else float(kp[:, 2].mean()),
                     "track_id": int(tid) if tid not in (None, -1) else next(free),
                     "category_id": 1,
-                })
+                }
+                if p.get("bbox") is not None:
+                    ann["bbox"] = [float(v) for v in np.asarray(p["bbox"], np.float64).reshape(4)]
+                anns.append(ann)
         images = [copy.deepcopy(img) for img in doc["images"]]
         out = {"images": images, "annotations": anns, "categories": doc.get("categories") or [PERSON_CATEGORY]}
         paths.append(write_json(Path(out_dir) / f"{key}.json", out, indent=None))

@@ -32,6 +32,8 @@ import torch.nn as nn
 from timm.layers import resample_abs_pos_embed
 from timm.models.vision_transformer import VisionTransformer
 
+from ftp_pose.errors import MissingFileError
+
 __all__ = ["ViTBackbone", "LoadReport", "read_vit_checkpoint", "load_backbone_weights"]
 
 log = logging.getLogger(__name__)
@@ -104,7 +106,7 @@ def read_vit_checkpoint(source: str | os.PathLike, grid_size: tuple[int, int] = 
             fmt = "mae"
         sd = dict(_unwrap(ckpt, src))
     elif Path(src).suffix in (".pth", ".pt", ".bin", ".ckpt", ".safetensors") or os.sep in src:
-        raise FileNotFoundError(f"pretrained checkpoint not found: {src}")
+        raise MissingFileError(f"pretrained checkpoint not found: {src}")
     else:
         import timm
 

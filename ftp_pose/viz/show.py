@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ftp_pose.errors import MissingFileError
 from ftp_pose.io import atomic_write
 from ftp_pose.keypoints import NUM_JOINTS
 from ftp_pose.paths import REPO_ROOT, figures_dir, posetrack18_sample
@@ -36,7 +37,7 @@ def find_annotations(root: str | Path, split: str = "val") -> Path:
     hits = sorted(p for p in ann.glob(f"*{split}*.json") if "detection" not in p.name)
     if len(hits) == 1:
         return hits[0]
-    raise FileNotFoundError(f"no '{split}' annotations under {ann} (looked for {split}.json, {split}/, "
+    raise MissingFileError(f"no '{split}' annotations under {ann} (looked for {split}.json, {split}/, "
                             f"*{split}*.json; found {[p.name for p in hits]})")
 
 
@@ -167,9 +168,13 @@ def run_cli(args: argparse.Namespace) -> int:
     real_ann = real / "annotations" / "test_posetrack18_val.json"
     real_title = "PoseTrack 2018 val sample (only key frames exist: t-1 and t+1 repeat the key frame)"
     if args.real:
+        if not real_ann.is_file():
+            raise MissingFileError(f"real sample not found: {real_ann} (check $FTP_POSE_DATA)")
         written.append(draw_samples(real_ann, real, args.out or figs / "samples_posetrack18.png", args.n,
                                     real_title, args.seed))
     elif args.data is not None:
+        if not Path(args.data).is_dir():
+            raise MissingFileError(f"--data: folder not found: {args.data}")
         ann = find_annotations(args.data, args.split)
         name = Path(args.data).resolve().name
         written.append(draw_samples(ann, args.data, args.out or figs / f"samples_{name}.png", args.n,
