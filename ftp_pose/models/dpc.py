@@ -41,11 +41,13 @@ chunk), so N = 3072 runs without materialising every ``B x N x N`` matrix at onc
 from __future__ import annotations
 
 import math
+import os
 from typing import Callable
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
+
+from ftp_pose.models.upsample import interp_matrix, interp_sparse
 
 __all__ = ["dpc_knn_scores", "dpc_knn_scores_upsampled", "select_tokens", "gather_tokens", "prune_tokens", "num_kept", "DPCPruning"]
 
@@ -98,6 +100,38 @@ def dpc_knn_scores(
     return rho, delta, rho * delta
 
 
+#: environment switch for the DPC backend: ``auto`` (Triton kernel on CUDA when importable,
+#: else the reference), ``reference`` (always the PyTorch code) or ``triton`` (also on the CPU,
+#: which needs ``TRITON_INTERPRET=1``: only for tests)
+BACKEND_ENV = "FTP_POSE_DPC"
+
+
+def _triton_available() -> bool:
+    global _TRITON_OK
+    if _TRITON_OK is None:
+        try:
+            import ftp_pose.models.dpc_triton  # noqa: F401
+            _TRITON_OK = True
+        except Exception:  # no triton, or a triton that cannot load here
+            _TRITON_OK = False
+    return _TRITON_OK
+
+
+_TRITON_OK: bool | None = None
+
+
+def _use_triton(x: torch.Tensor) -> bool:
+    """Whether the fused Triton kernel computes the DPC of ``x`` (see :data:`BACKEND_ENV`)."""
+    mode = os.environ.get(BACKEND_ENV, "auto").strip().lower()
+    if mode == "reference":
+        return False
+    if mode == "triton":
+        return True
+    if mode != "auto":
+        raise ValueError(f"{BACKEND_ENV} must be auto, reference or triton, got {mode!r}")
+    return x.is_cuda and _triton_available()
+
+
 def _check_k_tau(k: int, tau: float | None, normalize: bool, c: int) -> float:
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
@@ -146,9 +180,12 @@ def _dpc_core(dist_rows: Callable[[int, int], torch.Tensor], b: int, n: int, k: 
 
     # pass 2: squared distance to the nearest denser token (sqrt taken on B x N only)
     delta_sq = torch.empty(b, n, device=device, dtype=torch.float32)
+    row_max = None if single else torch.empty(b, n, device=device, dtype=torch.float32)
     for s in range(0, n, rows_per):
         e = min(n, s + rows_per)
         d = d_full if single else rows(s, e)
+        if row_max is not None:
+            row_max[:, s:e] = d.amax(dim=-1)
         denser = rank.unsqueeze(1) < rank[:, s:e].unsqueeze(2)  # B x R x N: j denser than i
         delta_sq[:, s:e] = torch.where(denser, d, float("inf")).amin(dim=-1)
     # the densest token (no denser one): its largest distance to any token
@@ -156,7 +193,7 @@ def _dpc_core(dist_rows: Callable[[int, int], torch.Tensor], b: int, n: int, k: 
     if single:
         far = d_full.gather(1, top.view(b, 1, 1).expand(b, 1, n)).amax(dim=-1).squeeze(1)
     else:
-        far = torch.stack([dist_rows(int(t), int(t) + 1)[i, 0].amax() for i, t in enumerate(top.tolist())])
+        far = row_max.gather(1, top.view(b, 1)).squeeze(1)  # no host sync
     delta_sq.scatter_(1, top.view(b, 1), far.view(b, 1))
     return log_rho, delta_sq.clamp_min_(0.0).sqrt_()
 
@@ -176,16 +213,16 @@ def _dpc_log_density_delta(
         xf = xf - xf.mean(dim=1, keepdim=True)  # distances are translation invariant; better precision
         sq = (xf * xf).sum(-1)  # B x N
 
+        if _use_triton(x):
+            from ftp_pose.models.dpc_triton import identity_mix, mixed_gram_dpc
+
+            return mixed_gram_dpc(torch.bmm(xf, xf.transpose(1, 2)), *identity_mix(n, x.device), k, tau, scale)
+
         def dist_rows(s: int, e: int) -> torch.Tensor:
             d = _sq_dists(xf[:, s:e], xf, sq[:, s:e], sq)
             return d.mul_(scale) if scale != 1.0 else d
 
         return _dpc_core(dist_rows, b, n, k, tau, chunk_size, x.device)
-
-
-def _interp(x: torch.Tensor, factor: int, mode: str) -> torch.Tensor:
-    kw = {"align_corners": False} if mode == "bilinear" else {}
-    return F.interpolate(x, scale_factor=factor, mode=mode, **kw)
 
 
 @torch.no_grad()
@@ -195,10 +232,12 @@ def _dpc_upsampled_log_density_delta(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """DPC of the ``(f*h) x (f*w)`` tokens obtained by interpolating ``low`` (``B x (h*w) x C``).
 
-    Interpolation is linear: ``X_up = W X`` with ``W`` the ``(f^2 h w) x (h w)`` interpolation
-    matrix, so the Gram matrix of the upsampled set is ``W (X X^T) W^T``: two interpolations of
-    the small ``(h w) x (h w)`` Gram matrix instead of an ``N x N x C`` product (about 100x fewer
-    FLOPs for 3072 tokens of width 768). Same result as running DPC on the upsampled tokens.
+    Interpolation is linear: ``X_up = W X`` with ``W`` the ``N x m`` interpolation matrix
+    (:func:`~ftp_pose.models.upsample.interp_matrix`, ``N = f^2 h w``, ``m = h w``), so the Gram
+    matrix of the upsampled set is ``W G W^T`` with ``G = X X^T`` the small ``m x m`` Gram
+    matrix: matrix products instead of an ``N x N x C`` one (about 100x fewer FLOPs for 3072
+    tokens of width 768). Same result as running DPC on the upsampled tokens. On the Triton
+    path the kernel reads ``W G`` (``B x N x m``) and mixes its <= 4 entries per distance.
     """
     if low.dim() != 3:
         raise ValueError(f"expected low-resolution tokens B x N x C, got shape {tuple(low.shape)}")
@@ -208,25 +247,23 @@ def _dpc_upsampled_log_density_delta(
         raise ValueError(f"{m} tokens do not form a {h} x {w} grid")
     tau = _check_k_tau(k, tau, normalize, c)
     scale = 1.0 / c if normalize else 1.0
-    hh, ww = h * factor, w * factor
-    n = hh * ww
     with torch.autocast(device_type=low.device.type, enabled=False):
         xf = low.detach().float()
         xf = xf - xf.mean(dim=1, keepdim=True)  # interpolation weights sum to 1: centring commutes
-        up = _interp(xf.transpose(1, 2).reshape(b, c, h, w), factor, mode).reshape(b, c, n)
-        sq = (up * up).sum(1)  # B x N
-        gram = torch.bmm(xf, xf.transpose(1, 2))  # B x m x m
+        wmat = interp_matrix(grid_size, factor, mode, low.device)  # N x m
+        n = wmat.shape[0]
+        gw = torch.matmul(wmat, torch.bmm(xf, xf.transpose(1, 2)))  # W G: B x N x m
+        if _use_triton(low):
+            from ftp_pose.models.dpc_triton import mixed_gram_dpc
 
-        def interp_last(t: torch.Tensor) -> torch.Tensor:
-            # B x R x m -> B x R x N, interpolating each row as a 1-channel h x w image
-            r = t.shape[1]
-            return _interp(t.reshape(b * r, 1, h, w), factor, mode).reshape(b, r, n)
-
-        gw = interp_last(gram).transpose(1, 2).contiguous()  # (G W^T)^T = W G: B x N x m
+            return mixed_gram_dpc(gw, *interp_sparse(grid_size, factor, mode, low.device), k, tau, scale)
+        up = torch.matmul(wmat, xf)  # B x N x C
+        sq = (up * up).sum(-1)  # B x N
+        wt = wmat.t()  # m x N
 
         def dist_rows(s: int, e: int) -> torch.Tensor:
-            # rows s:e of W G W^T = interpolation of (W G)[s:e] over its last index
-            g = interp_last(gw[:, s:e])
+            # rows s:e of W G W^T
+            g = torch.matmul(gw[:, s:e], wt)
             d = (sq[:, s:e].unsqueeze(2) + sq.unsqueeze(1)).sub_(g, alpha=2.0).clamp_min_(0.0)
             return d.mul_(scale) if scale != 1.0 else d
 

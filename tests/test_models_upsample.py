@@ -1,0 +1,69 @@
+"""Grid upsampling as a matrix product equals F.interpolate; its users agree with the old code."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ftp_pose.models.upsample import interp_matrix, interp_sparse, upsample_grid, upsample_tokens
+
+
+def _ref(x: torch.Tensor, factor: int, mode: str) -> torch.Tensor:
+    kw = {"align_corners": False} if mode == "bilinear" else {}
+    return F.interpolate(x, scale_factor=factor, mode=mode, **kw)
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "nearest"])
+@pytest.mark.parametrize("size,factor", [((16, 12), 4), ((3, 5), 2), ((1, 4), 3), ((7, 7), 1)])
+def test_matrix_equals_interpolate(mode: str, size: tuple[int, int], factor: int) -> None:
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, *size)
+    assert torch.allclose(upsample_grid(x, factor, mode), _ref(x, factor, mode), atol=1e-5)
+    tokens = x.flatten(2).transpose(1, 2)
+    up = upsample_tokens(tokens, size, factor, mode)
+    assert up.shape == (2, size[0] * size[1] * factor * factor, 5)
+    assert torch.allclose(up.transpose(1, 2).reshape(2, 5, size[0] * factor, size[1] * factor), _ref(x, factor, mode),
+                          atol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "nearest"])
+def test_matrix_rows_and_sparse_form(mode: str) -> None:
+    w = interp_matrix((4, 3), 4, mode)
+    assert w.shape == (192, 12)
+    assert torch.allclose(w.sum(1), torch.ones(192))
+    assert int((w != 0).sum(1).max()) <= (4 if mode == "bilinear" else 1)
+    idx, wt = interp_sparse((4, 3), 4, mode)
+    dense = torch.zeros(192, 12).scatter_add_(1, idx.long(), wt)
+    assert torch.equal(dense, w)
+
+
+def test_matrix_is_cached_per_dtype() -> None:
+    a = interp_matrix((4, 3), 2, "bilinear")
+    assert interp_matrix((4, 3), 2, "bilinear") is a
+    assert interp_matrix((4, 3), 2, "bilinear", dtype=torch.float64).dtype == torch.float64
+
+
+def test_bad_mode_and_shape() -> None:
+    with pytest.raises(ValueError):
+        interp_matrix((4, 3), 2, "bicubic")
+    with pytest.raises(ValueError):
+        upsample_tokens(torch.zeros(1, 11, 2), (4, 3), 2)
+
+
+def test_users_match_interpolate() -> None:
+    """HRB upsampling and the baseline head give what F.interpolate gave; no new state_dict keys."""
+    from ftp_pose.models.heads import SimpleUpsampleHead
+    from ftp_pose.models.mgfe import HighResolutionUpsample
+
+    torch.manual_seed(0)
+    up = HighResolutionUpsample(8, (4, 3), 4)
+    x = torch.randn(2, 12, 8)
+    ref = _ref(x.transpose(1, 2).reshape(2, 8, 4, 3), 4, "bilinear").flatten(2).transpose(1, 2)
+    assert torch.allclose(up.interpolate(x), ref, atol=1e-6)
+    assert set(up.state_dict()) == {"proj.weight", "proj.bias"}
+    head = SimpleUpsampleHead(8, 5, (4, 3))
+    with torch.no_grad():
+        z = head.norm(x).transpose(1, 2).reshape(2, 8, 4, 3)
+        expected = head.conv(F.relu(_ref(z, 4, "bilinear")))
+        assert torch.allclose(head(x), expected, atol=1e-5)
+    assert set(head.state_dict()) == {"norm.weight", "norm.bias", "conv.weight", "conv.bias"}
