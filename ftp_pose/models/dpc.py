@@ -37,6 +37,14 @@ Squared distances come from ``|x|^2 + |y|^2 - 2 x y^T`` (one matmul, clamped at 
 centring the tokens; for large ``B x N x N`` the distance matrix is built in row chunks
 (``chunk_size`` rows at a time: kNN via ``topk`` per chunk, ``delta`` via a masked min per
 chunk), so N = 3072 runs without materialising every ``B x N x N`` matrix at once.
+
+**Backends.** The code here is the reference and the CPU path. On CUDA, when triton imports,
+the density and delta come from the fused kernel of :mod:`ftp_pose.models.dpc_triton`, which
+streams distance tiles and never stores an ``N x N`` distance matrix; it implements the same
+formulas and tie rule (selection stays here), and differs from the reference only by float
+rounding (which can flip exact near-ties). ``FTP_POSE_DPC=reference`` forces this code
+everywhere (``auto`` is the default; ``triton`` forces the kernel, also on the CPU under
+``TRITON_INTERPRET=1``, for tests). Neither path syncs with the host (CUDA-graph friendly).
 """
 from __future__ import annotations
 
@@ -198,6 +206,7 @@ def _dpc_core(dist_rows: Callable[[int, int], torch.Tensor], b: int, n: int, k: 
     return log_rho, delta_sq.clamp_min_(0.0).sqrt_()
 
 
+@torch.compiler.disable  # runs eagerly under torch.compile: short compiles, kernel launched as is
 @torch.no_grad()
 def _dpc_log_density_delta(
     x: torch.Tensor, k: int, tau: float | None, normalize: bool, chunk_size: int | None
@@ -225,6 +234,7 @@ def _dpc_log_density_delta(
         return _dpc_core(dist_rows, b, n, k, tau, chunk_size, x.device)
 
 
+@torch.compiler.disable  # runs eagerly under torch.compile: short compiles, kernel launched as is
 @torch.no_grad()
 def _dpc_upsampled_log_density_delta(
     low: torch.Tensor, grid_size: tuple[int, int], factor: int, mode: str, k: int, tau: float | None,

@@ -54,6 +54,12 @@ def interp_matrix(grid_size: tuple[int, int], factor: int, mode: str = "bilinear
                   device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """The ``N x m`` interpolation matrix ``W`` (``N = f^2 h w``, ``m = h w``), cached; do not modify."""
     h, w, f = _check(grid_size, factor, mode)
+    if torch.compiler.is_compiling():
+        # traced by torch.compile: build it on the device inside the graph (no cache, no host
+        # tensor that would keep Inductor from using CUDA graphs); the weights are exact in float32
+        eye = torch.eye(h * w, device=device, dtype=torch.float32).reshape(h * w, 1, h, w)
+        kw = {"align_corners": False} if mode == "bilinear" else {}
+        return F.interpolate(eye, scale_factor=f, mode=mode, **kw).reshape(h * w, -1).t().to(dtype)
     return _cached(h, w, f, mode, str(torch.device(device)), dtype)
 
 
