@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ftp_pose.models.upsample import interp_matrix, interp_sparse, upsample_grid, upsample_tokens
+from ftp_pose.models.upsample import interp_matrix, interp_sparse, upsample_rows, upsample_tokens
 
 
 def _ref(x: torch.Tensor, factor: int, mode: str) -> torch.Tensor:
@@ -13,17 +13,19 @@ def _ref(x: torch.Tensor, factor: int, mode: str) -> torch.Tensor:
     return F.interpolate(x, scale_factor=factor, mode=mode, **kw)
 
 
+@pytest.mark.parametrize("method", ["matmul", "interpolate", "auto"])
 @pytest.mark.parametrize("mode", ["bilinear", "nearest"])
 @pytest.mark.parametrize("size,factor", [((16, 12), 4), ((3, 5), 2), ((1, 4), 3), ((7, 7), 1)])
-def test_matrix_equals_interpolate(mode: str, size: tuple[int, int], factor: int) -> None:
+def test_matrix_equals_interpolate(method: str, mode: str, size: tuple[int, int], factor: int) -> None:
     torch.manual_seed(0)
-    x = torch.randn(2, 5, *size)
-    assert torch.allclose(upsample_grid(x, factor, mode), _ref(x, factor, mode), atol=1e-5)
-    tokens = x.flatten(2).transpose(1, 2)
-    up = upsample_tokens(tokens, size, factor, mode)
-    assert up.shape == (2, size[0] * size[1] * factor * factor, 5)
-    assert torch.allclose(up.transpose(1, 2).reshape(2, 5, size[0] * factor, size[1] * factor), _ref(x, factor, mode),
-                          atol=1e-5)
+    h, w = size
+    x = torch.randn(2, 5, h, w)
+    ref = _ref(x, factor, mode)  # 2 x 5 x fh x fw
+    up = upsample_tokens(x.flatten(2).transpose(1, 2), size, factor, mode, method=method)
+    assert up.shape == (2, h * w * factor * factor, 5)
+    assert torch.allclose(up.transpose(1, 2).reshape(ref.shape), ref, atol=1e-5)
+    rows = upsample_rows(x.flatten(2), size, factor, mode, method=method)  # each channel as a row
+    assert torch.allclose(rows, ref.flatten(2), atol=1e-5)
 
 
 @pytest.mark.parametrize("mode", ["bilinear", "nearest"])
@@ -48,6 +50,8 @@ def test_bad_mode_and_shape() -> None:
         interp_matrix((4, 3), 2, "bicubic")
     with pytest.raises(ValueError):
         upsample_tokens(torch.zeros(1, 11, 2), (4, 3), 2)
+    with pytest.raises(ValueError):
+        upsample_tokens(torch.zeros(1, 12, 2), (4, 3), 2, method="fft")
 
 
 def test_users_match_interpolate() -> None:

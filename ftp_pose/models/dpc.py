@@ -55,7 +55,7 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
-from ftp_pose.models.upsample import interp_matrix, interp_sparse
+from ftp_pose.models.upsample import interp_sparse, upsample_rows, upsample_tokens
 
 __all__ = ["dpc_knn_scores", "dpc_knn_scores_upsampled", "select_tokens", "gather_tokens", "prune_tokens", "num_kept", "DPCPruning"]
 
@@ -243,11 +243,12 @@ def _dpc_upsampled_log_density_delta(
     """DPC of the ``(f*h) x (f*w)`` tokens obtained by interpolating ``low`` (``B x (h*w) x C``).
 
     Interpolation is linear: ``X_up = W X`` with ``W`` the ``N x m`` interpolation matrix
-    (:func:`~ftp_pose.models.upsample.interp_matrix`, ``N = f^2 h w``, ``m = h w``), so the Gram
-    matrix of the upsampled set is ``W G W^T`` with ``G = X X^T`` the small ``m x m`` Gram
-    matrix: matrix products instead of an ``N x N x C`` one (about 100x fewer FLOPs for 3072
-    tokens of width 768). Same result as running DPC on the upsampled tokens. On the Triton
-    path the kernel reads ``W G`` (``B x N x m``) and mixes its <= 4 entries per distance.
+    (:mod:`ftp_pose.models.upsample`, ``N = f^2 h w``, ``m = h w``), so the Gram matrix of the
+    upsampled set is ``W G W^T`` with ``G = X X^T`` the small ``m x m`` Gram matrix: two
+    applications of ``W`` (matmuls on CUDA, ``F.interpolate`` on the CPU) instead of an
+    ``N x N x C`` product (about 100x fewer FLOPs for 3072 tokens of width 768). Same result as
+    running DPC on the upsampled tokens. On the Triton path the kernel reads ``W G``
+    (``B x N x m``) and mixes its <= 4 entries per distance.
     """
     if low.dim() != 3:
         raise ValueError(f"expected low-resolution tokens B x N x C, got shape {tuple(low.shape)}")
@@ -260,20 +261,23 @@ def _dpc_upsampled_log_density_delta(
     with torch.autocast(device_type=low.device.type, enabled=False):
         xf = low.detach().float()
         xf = xf - xf.mean(dim=1, keepdim=True)  # interpolation weights sum to 1: centring commutes
-        wmat = interp_matrix(grid_size, factor, mode, low.device)  # N x m
-        n = wmat.shape[0]
-        gw = torch.matmul(wmat, torch.bmm(xf, xf.transpose(1, 2)))  # W G: B x N x m
+        gram = torch.bmm(xf, xf.transpose(1, 2))  # B x m x m
         if _use_triton(low):
             from ftp_pose.models.dpc_triton import mixed_gram_dpc
 
+            # W G by the matrix product also off CUDA (interpreter tests): equal rows of W (the
+            # border copies) then give bitwise-equal rows of W G, so copies tie exactly
+            gw = upsample_rows(gram, grid_size, factor, mode, method="matmul").transpose(1, 2)
             return mixed_gram_dpc(gw, *interp_sparse(grid_size, factor, mode, low.device), k, tau, scale)
-        up = torch.matmul(wmat, xf)  # B x N x C
+        # W G = (G W^T)^T (G is symmetric): B x N x m
+        gw = upsample_rows(gram, grid_size, factor, mode).transpose(1, 2).contiguous()
+        n = gw.shape[1]
+        up = upsample_tokens(xf, grid_size, factor, mode)  # B x N x C
         sq = (up * up).sum(-1)  # B x N
-        wt = wmat.t()  # m x N
 
         def dist_rows(s: int, e: int) -> torch.Tensor:
             # rows s:e of W G W^T
-            g = torch.matmul(gw[:, s:e], wt)
+            g = upsample_rows(gw[:, s:e], grid_size, factor, mode)
             d = (sq[:, s:e].unsqueeze(2) + sq.unsqueeze(1)).sub_(g, alpha=2.0).clamp_min_(0.0)
             return d.mul_(scale) if scale != 1.0 else d
 
