@@ -144,8 +144,13 @@ def _draw_tokens(img: np.ndarray, info: dict, b: int, inv: np.ndarray, key_index
 @torch.no_grad()
 def run_demo(video: str | Path, checkpoint: str | Path, *, boxes: str | Path | None = None,
              out_dir: str | Path = "runs/demo", show_tokens: bool = False, max_frames: int | None = None,
-             score_thresh: float = 0.3, device: str = "auto", flip_test: bool = False) -> dict[str, Any]:
-    """Annotate ``video`` with the poses ``checkpoint`` predicts; return ``{"video", "frames", "n_frames", "n_people"}``."""
+             score_thresh: float = 0.3, device: str = "auto", flip_test: bool = False,
+             cuda_graphs: bool = True) -> dict[str, Any]:
+    """Annotate ``video`` with the poses ``checkpoint`` predicts; return ``{"video", "frames", "n_frames", "n_people"}``.
+
+    On CUDA (and with ``cuda_graphs``) the model runs from captured CUDA graphs, one per number
+    of people in a frame (:mod:`ftp_pose.models.runner`): batch-1 latency without launch overhead.
+    """
     from ftp_pose.data import invert_affine
     from ftp_pose.engine.distributed import resolve_device
     from ftp_pose.engine.inference import heatmaps_to_predictions, model_from_checkpoint, predict_heatmaps
@@ -156,6 +161,9 @@ def run_demo(video: str | Path, checkpoint: str | Path, *, boxes: str | Path | N
     frames, fps = read_frames(video, max_frames)
     dev = resolve_device(device)
     model, cfg = model_from_checkpoint(checkpoint, dev)
+    from ftp_pose.models.runner import make_runner
+
+    net = make_runner(model, dev, "cuda_graphs")[0] if cuda_graphs and dev.type == "cuda" else model
     input_size, heatmap_size = tuple(cfg.data.input_size), tuple(cfg.data.heatmap_size)
     offsets = list(cfg.data.offsets)
     key_index = sorted(offsets + [0]).index(0)
@@ -177,10 +185,10 @@ def run_demo(video: str | Path, checkpoint: str | Path, *, boxes: str | Path | N
             info = None
             if show_tokens:
                 try:
-                    _, info = model(clips, return_info=True)
+                    _, info = net(clips, return_info=True)
                 except TypeError:
                     info = None  # a model without token info: skeletons only
-            hm = predict_heatmaps(model, clips, flip_test=flip_test)
+            hm = predict_heatmaps(net, clips, flip_test=flip_test)
             metas = [{"image_id": t, "affine": m, "box": box, "box_score": s}
                      for (_, m), (box, s) in zip(crops, frame_boxes)]
             preds = heatmaps_to_predictions(hm, metas, input_size=input_size, heatmap_size=heatmap_size)
@@ -235,11 +243,14 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-frames", type=int, default=None, help="process at most this many frames")
     parser.add_argument("--score-thresh", type=float, default=0.3, help="minimum box score (default 0.3)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--no-cuda-graphs", dest="cuda_graphs", action="store_false",
+                        help="on CUDA, run the model eagerly instead of replaying CUDA graphs")
 
 
 def run_cli(args: argparse.Namespace) -> int:
     res = run_demo(args.video, args.checkpoint, boxes=args.boxes, out_dir=args.out, show_tokens=args.show_tokens,
-                   max_frames=args.max_frames, score_thresh=args.score_thresh, device=args.device)
+                   max_frames=args.max_frames, score_thresh=args.score_thresh, device=args.device,
+                   cuda_graphs=args.cuda_graphs)
     print(f"{res['n_frames']} frames, {res['n_people']} poses -> {res['video']}")
     for f in res["frames"]:
         print(f"  {f}")

@@ -80,7 +80,7 @@ def _diag(a_ptr, idx_ptr, w_ptr, s_ptr, N, stride_ab, stride_ai, BLOCK: tl.const
     b = tl.program_id(0)
     rows = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
     rmask = rows < N
-    a_base = a_ptr + b * stride_ab
+    a_base = a_ptr + b.to(tl.int64) * stride_ab  # B x N x m may exceed 2^31 elements
     s = tl.zeros((BLOCK,), dtype=tl.float32)
     for t in tl.static_range(4):
         jj = tl.load(idx_ptr + rows * 4 + t, mask=rmask, other=0)
@@ -95,12 +95,12 @@ def _density(a_ptr, idx_ptr, w_ptr, s_ptr, out_ptr, N, stride_ab, stride_ai, sca
     b = tl.program_id(0)
     rows = tl.program_id(1) * BLOCK_M + tl.arange(0, BLOCK_M)
     rmask = rows < N
-    a_base = a_ptr + b * stride_ab
+    a_base = a_ptr + b.to(tl.int64) * stride_ab  # B x N x m may exceed 2^31 elements
     s_base = s_ptr + b * N
     s_i = tl.load(s_base + rows, mask=rmask, other=0.0)
     slot = tl.arange(0, KP)
     # the K1 smallest so far (unsorted); slots >= K1 hold -inf and are never replaced or summed
-    best = tl.where(slot[None, :] < K1, float("inf"), float("-inf")) + tl.zeros((BLOCK_M, KP), tl.float32)
+    best = tl.where(slot[None, :] < K1, tl.full((BLOCK_M, KP), float("inf"), tl.float32), float("-inf"))
     for start in range(0, N, BLOCK_N):
         cols = start + tl.arange(0, BLOCK_N)
         cmask = cols < N
@@ -130,7 +130,7 @@ def _delta(a_ptr, idx_ptr, w_ptr, s_ptr, lr_ptr, out_ptr, N, stride_ab, stride_a
     b = tl.program_id(0)
     rows = tl.program_id(1) * BLOCK_M + tl.arange(0, BLOCK_M)
     rmask = rows < N
-    a_base = a_ptr + b * stride_ab
+    a_base = a_ptr + b.to(tl.int64) * stride_ab  # B x N x m may exceed 2^31 elements
     s_base = s_ptr + b * N
     s_i = tl.load(s_base + rows, mask=rmask, other=0.0)
     lr_i = tl.load(lr_ptr + b * N + rows, mask=rmask, other=0.0)
@@ -169,11 +169,14 @@ def _block(n: int, cap: int) -> int:
 
 @torch.no_grad()
 def mixed_gram_dpc(a: torch.Tensor, index: torch.Tensor, weight: torch.Tensor, k: int, tau: float,
-                   scale: float = 1.0, block_m: int = 64, block_n: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+                   scale: float = 1.0, block_m: int = 16, block_n: int = 64,
+                   num_warps: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
     """``(log rho, delta)`` (``B x N`` float32) for the distances defined by ``A`` (``B x N x m``,
     float32) and the mix ``(index, weight)`` (``N x 4``, int32 / float32), see the module doc.
 
     ``k`` nearest other tokens (clamped to ``N - 1``), temperature ``tau``, distance ``scale``.
+    Tiles ``block_m x block_n``: 16 x 64 with 4 warps compiles for sm_90 without register spills
+    (64 x 64 with 4 warps spills; ``tools/gpu_check.py`` times the alternatives).
     """
     a = a.float().contiguous()
     index, weight = index.to(torch.int32).contiguous(), weight.float().contiguous()
@@ -184,13 +187,13 @@ def mixed_gram_dpc(a: torch.Tensor, index: torch.Tensor, weight: torch.Tensor, k
     bm, bn = _block(n, block_m), _block(n, block_n)
     grid = (b, triton.cdiv(n, bm))
     s = torch.empty(b, n, device=a.device, dtype=torch.float32)
-    _diag[grid](a, index, weight, s, n, a.stride(0), a.stride(1), BLOCK=bm)
+    _diag[grid](a, index, weight, s, n, a.stride(0), a.stride(1), BLOCK=bm, num_warps=num_warps)
     log_rho = torch.zeros(b, n, device=a.device, dtype=torch.float32)
     if kk > 0:
         _density[grid](a, index, weight, s, log_rho, n, a.stride(0), a.stride(1), float(scale),
                        kk * float(tau), K1=kk + 1, KP=triton.next_power_of_2(kk + 1),
-                       BLOCK_M=bm, BLOCK_N=bn)
+                       BLOCK_M=bm, BLOCK_N=bn, num_warps=num_warps)
     delta_sq = torch.empty(b, n, device=a.device, dtype=torch.float32)
     _delta[grid](a, index, weight, s, log_rho, delta_sq, n, a.stride(0), a.stride(1), float(scale),
-                 BLOCK_M=bm, BLOCK_N=bn)
+                 BLOCK_M=bm, BLOCK_N=bn, num_warps=num_warps)
     return log_rho, delta_sq.clamp_min_(0.0).sqrt_()
