@@ -24,7 +24,8 @@ size ``N x N`` is written to memory.
 
 **Kernels.** ``_diag``: ``s``. ``_density``: per row, the ``k + 1`` smallest distances of the
 row (its own 0 included), kept in a ``BLOCK_M x KP`` register array; each tile gives up its
-``k + 1`` smallest candidates (min / argmin / mask), which replace the current largest. The
+``k + 1`` smallest candidates (min / argmin / mask), which replace the current largest (a
+tile none of whose rows beats its current ``(k+1)``-th smallest is skipped). The
 kept values are summed in ascending order, so equal multisets give bitwise-equal densities.
 ``_delta``: per row, the min distance over denser tokens with the reference's tie rule
 ("``j`` denser than ``i`` iff ``log rho_j > log rho_i`` or (equal and ``j < i``)"), evaluated
@@ -107,13 +108,15 @@ def _density(a_ptr, idx_ptr, w_ptr, s_ptr, out_ptr, N, stride_ab, stride_ai, sca
         d = _dist_tile(a_base, idx_ptr, w_ptr, s_base, rows, cols, rmask, cmask, s_i, stride_ai, scale,
                        BLOCK_M, BLOCK_N)
         d = tl.where(cmask[None, :], d, float("inf"))
-        for _ in tl.static_range(K1):
-            v = tl.min(d, axis=1)
-            d = tl.where(cols[None, :] == (start + tl.argmin(d, axis=1))[:, None], float("inf"), d)
-            worst = tl.max(best, axis=1)
-            wslot = tl.argmax(best, axis=1)
-            put = (slot[None, :] == wslot[:, None]) & (v < worst)[:, None]
-            best = tl.where(put, v[:, None], best)
+        # skip the extraction when no row of the tile has a candidate below its current worst
+        if tl.max((tl.min(d, axis=1) < tl.max(best, axis=1)).to(tl.int32), axis=0) > 0:
+            for _ in tl.static_range(K1):
+                v = tl.min(d, axis=1)
+                d = tl.where(cols[None, :] == (start + tl.argmin(d, axis=1))[:, None], float("inf"), d)
+                worst = tl.max(best, axis=1)
+                wslot = tl.argmax(best, axis=1)
+                put = (slot[None, :] == wslot[:, None]) & (v < worst)[:, None]
+                best = tl.where(put, v[:, None], best)
     # ascending sum of the K1 kept values: equal multisets give equal sums
     total = tl.zeros((BLOCK_M,), dtype=tl.float32)
     rest = tl.where(slot[None, :] < K1, best, float("inf"))
