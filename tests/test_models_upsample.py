@@ -71,3 +71,27 @@ def test_users_match_interpolate() -> None:
         expected = head.conv(F.relu(_ref(z, 4, "bilinear")))
         assert torch.allclose(head(x), expected, atol=1e-5)
     assert set(head.state_dict()) == {"norm.weight", "norm.bias", "conv.weight", "conv.bias"}
+
+
+
+def test_cuda_code_path_on_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The matmul path (what CUDA runs) gives the same heatmaps and kept tokens, up to which copy
+    of a border token (an exact duplicate of the bilinear upsampling) the rounding picks."""
+    from ftp_pose.models import build_model, upsample
+
+    clips = torch.randn(2, 3, 3, 256, 192, generator=torch.Generator().manual_seed(0))
+    outs = {}
+    for method in ("interpolate", "matmul"):
+        monkeypatch.setattr(upsample, "_matmul", lambda x, m, method=method: method == "matmul")
+        for name in ("baseline", "ftp_pose"):
+            torch.manual_seed(0)
+            model = build_model(name, backbone="tiny", depth=1, lrb_depth=1, refine_depth=1).eval()
+            with torch.no_grad():
+                outs[method, name] = model(clips, return_info=True)
+    assert torch.allclose(outs["interpolate", "baseline"][0], outs["matmul", "baseline"][0], atol=1e-5)
+    info0, info1 = outs["interpolate", "ftp_pose"][1], outs["matmul", "ftp_pose"][1]
+    assert torch.equal(info0["kept_index_l"], info1["kept_index_l"])
+    # copy group of each of the 64 x 48 HR tokens: equal rows of the interpolation matrix
+    _, group = torch.unique(interp_matrix((16, 12), 4, "bilinear"), dim=0, return_inverse=True)
+    kept = [torch.sort(group[info["kept_index_h"]], dim=1).values for info in (info0, info1)]
+    assert torch.equal(kept[0], kept[1])

@@ -47,7 +47,8 @@ class SimpleUpsampleHead(nn.Module):
         h, w = self.grid_size
         if n != h * w:
             raise ValueError(f"SimpleUpsampleHead expects B x {h * w} x C tokens, got {tuple(x.shape)}")
-        # bilinear x factor (align_corners=False) as one matmul with the cached interpolation matrix
+        # bilinear x factor (align_corners=False; one matmul on CUDA), B x (fh*fw) x C, seen without a
+        # copy as B x C x fh x fw (channels-last memory on CUDA, the F.interpolate output on the CPU)
         x = upsample_tokens(self.norm(x), self.grid_size, self.factor, "bilinear")
-        x = x.transpose(1, 2).reshape(b, c, h * self.factor, w * self.factor)
+        x = x.reshape(b, h * self.factor, w * self.factor, c).permute(0, 3, 1, 2)
         return self.conv(F.relu(x))

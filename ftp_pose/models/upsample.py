@@ -99,6 +99,11 @@ def _matmul(x: torch.Tensor, method: str) -> bool:
     return method == "matmul" or (method == "auto" and x.is_cuda)
 
 
+def _dtype(x: torch.Tensor) -> torch.dtype:
+    """The dtype the matmul will run in (autocast's when it is on): no cast of the cached matrix."""
+    return torch.get_autocast_dtype(x.device.type) if torch.is_autocast_enabled(x.device.type) else x.dtype
+
+
 def _kw(mode: str) -> dict:
     return {"align_corners": False} if mode == "bilinear" else {}
 
@@ -110,8 +115,7 @@ def upsample_tokens(x: torch.Tensor, grid_size: tuple[int, int], factor: int, mo
     if x.dim() != 3 or x.shape[1] != h * w:
         raise ValueError(f"expected tokens B x {h * w} x C, got {tuple(x.shape)}")
     if _matmul(x, method):
-        dtype = torch.get_autocast_dtype(x.device.type) if torch.is_autocast_enabled(x.device.type) else x.dtype
-        return torch.matmul(interp_matrix(grid_size, f, mode, x.device, dtype), x)
+        return torch.matmul(interp_matrix(grid_size, f, mode, x.device, _dtype(x)), x)
     b, _, c = x.shape
     img = F.interpolate(x.transpose(1, 2).reshape(b, c, h, w), scale_factor=f, mode=mode, **_kw(mode))
     return img.flatten(2).transpose(1, 2)
@@ -124,6 +128,6 @@ def upsample_rows(t: torch.Tensor, grid_size: tuple[int, int], factor: int, mode
     if t.dim() != 3 or t.shape[2] != h * w:
         raise ValueError(f"expected rows B x R x {h * w}, got {tuple(t.shape)}")
     if _matmul(t, method):
-        return torch.matmul(t, interp_matrix(grid_size, f, mode, t.device, t.dtype).t())
+        return torch.matmul(t, interp_matrix(grid_size, f, mode, t.device, _dtype(t)).t())
     b, r, _ = t.shape
     return F.interpolate(t.reshape(b * r, 1, h, w), scale_factor=f, mode=mode, **_kw(mode)).reshape(b, r, -1)
