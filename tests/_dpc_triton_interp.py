@@ -99,12 +99,26 @@ def case_module_dispatch() -> tuple[bool, str]:
     return torch.equal(a, b), f"kept {torch.equal(a, b)}"
 
 
+def case_tile_shapes() -> tuple[bool, str]:
+    """Tile shape and scan order do not change the result (bitwise): partial tiles, several tiles."""
+    from ftp_pose.models.dpc_triton import identity_mix, mixed_gram_dpc
+
+    torch.manual_seed(4)
+    x = torch.randn(2, 37, 8)
+    x = x - x.mean(1, keepdim=True)
+    gram = torch.bmm(x, x.transpose(1, 2))
+    outs = [mixed_gram_dpc(gram, *identity_mix(37, x.device), 4, 8.0, 1.0, bm, bn) for bm, bn in ((16, 16), (16, 64), (32, 32))]
+    same = all(torch.equal(o[0], outs[0][0]) and torch.equal(o[1], outs[0][1]) for o in outs)
+    return same, f"bitwise equal across tile shapes: {same}"
+
+
 CASES = {
     "plain_random": case_plain_random,
     "plain_duplicates": case_plain_duplicates,
     "upsampled_bilinear": lambda: case_upsampled("bilinear", 5, 6),
     "upsampled_nearest": lambda: case_upsampled("nearest", 20, 16),
     "module_dispatch": case_module_dispatch,
+    "tile_shapes": case_tile_shapes,
 }
 
 if __name__ == "__main__":

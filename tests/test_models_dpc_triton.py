@@ -18,7 +18,7 @@ from ftp_pose.paths import REPO_ROOT
 
 pytest.importorskip("triton")
 
-CASES = ["plain_random", "plain_duplicates", "upsampled_bilinear", "upsampled_nearest", "module_dispatch"]
+CASES = ["plain_random", "plain_duplicates", "upsampled_bilinear", "upsampled_nearest", "module_dispatch", "tile_shapes"]
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,8 @@ size ``N x N`` is written to memory.
 **Kernels.** ``_diag``: ``s``. ``_density``: per row, the ``k + 1`` smallest distances of the
 row (its own 0 included), kept in a ``BLOCK_M x KP`` register array; each tile gives up its
 ``k + 1`` smallest candidates (min / argmin / mask), which replace the current largest (a
-tile none of whose rows beats its current ``(k+1)``-th smallest is skipped). The
+tile none of whose rows beats its current ``(k+1)``-th smallest is skipped; tiles are scanned
+from the row tile's own neighbourhood on, so that happens early). The
 kept values are summed in ascending order, so equal multisets give bitwise-equal densities.
 ``_delta``: per row, the min distance over denser tokens with the reference's tie rule
 ("``j`` denser than ``i`` iff ``log rho_j > log rho_i`` or (equal and ``j < i``)"), evaluated
@@ -102,7 +103,13 @@ def _density(a_ptr, idx_ptr, w_ptr, s_ptr, out_ptr, N, stride_ab, stride_ai, sca
     slot = tl.arange(0, KP)
     # the K1 smallest so far (unsorted); slots >= K1 hold -inf and are never replaced or summed
     best = tl.where(slot[None, :] < K1, tl.full((BLOCK_M, KP), float("inf"), tl.float32), float("-inf"))
-    for start in range(0, N, BLOCK_N):
+    # scan the column tiles starting just before the row tile's own: spatial neighbours (the
+    # likely nearest tokens) come first, so later tiles are mostly skipped; the result does not
+    # depend on the order (the k + 1 smallest values form one multiset)
+    num_tiles = tl.cdiv(N, BLOCK_N)
+    first = (tl.program_id(1) * BLOCK_M) // BLOCK_N + num_tiles - 1
+    for it in range(0, num_tiles):
+        start = ((first + it) % num_tiles) * BLOCK_N
         cols = start + tl.arange(0, BLOCK_N)
         cmask = cols < N
         d = _dist_tile(a_base, idx_ptr, w_ptr, s_base, rows, cols, rmask, cmask, s_i, stride_ai, scale,
