@@ -44,7 +44,8 @@ streams distance tiles and never stores an ``N x N`` distance matrix; it impleme
 formulas and tie rule (selection stays here), and differs from the reference only by float
 rounding (which can flip exact near-ties). ``FTP_POSE_DPC=reference`` forces this code
 everywhere (``auto`` is the default; ``triton`` forces the kernel, also on the CPU under
-``TRITON_INTERPRET=1``, for tests). Neither path syncs with the host (CUDA-graph friendly).
+``TRITON_INTERPRET=1``, for tests). Neither path syncs with the host (CUDA-graph friendly);
+``chunk_size`` only applies to the reference (the kernel needs no chunks).
 """
 from __future__ import annotations
 

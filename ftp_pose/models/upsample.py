@@ -12,7 +12,7 @@ has at most 4 non-zeros (1 for nearest) that sum to 1.
   cached ``W`` on CUDA (where ``F.interpolate`` on many channels or many one-channel images is
   slow: 77 % of the H100 time of ftp_pose at batch 32 before) and ``F.interpolate`` on the CPU
   (where the dense product costs ~``m / 4`` times more arithmetic than the 4-tap stencil and
-  is not faster). Both are equal up to float rounding (tested); FLOP counts (taken on the CPU)
+  was not faster in our CPU timings; the CPU path thus runs exactly the ops it ran before). Both are equal up to float rounding (tested); FLOP counts (taken on the CPU)
   therefore do not include the interpolation, as before.
 * :func:`interp_sparse` gives the same map as ``(index N x 4, weight N x 4)`` (unused slots
   have weight 0) for the fused DPC kernel (:mod:`ftp_pose.models.dpc_triton`).
