@@ -226,7 +226,8 @@ def _dpc_log_density_delta(
         if _use_triton(x):
             from ftp_pose.models.dpc_triton import identity_mix, mixed_gram_dpc
 
-            return mixed_gram_dpc(torch.bmm(xf, xf.transpose(1, 2)), *identity_mix(n, x.device), k, tau, scale)
+            return mixed_gram_dpc(torch.bmm(xf, xf.transpose(1, 2)), *identity_mix(n, x.device), k, tau, scale,
+                                  num_mix=1)
 
         def dist_rows(s: int, e: int) -> torch.Tensor:
             d = _sq_dists(xf[:, s:e], xf, sq[:, s:e], sq)
@@ -269,7 +270,8 @@ def _dpc_upsampled_log_density_delta(
             # W G by the matrix product also off CUDA (interpreter tests): equal rows of W (the
             # border copies) then give bitwise-equal rows of W G, so copies tie exactly
             gw = upsample_rows(gram, grid_size, factor, mode, method="matmul").transpose(1, 2)
-            return mixed_gram_dpc(gw, *interp_sparse(grid_size, factor, mode, low.device), k, tau, scale)
+            return mixed_gram_dpc(gw, *interp_sparse(grid_size, factor, mode, low.device), k, tau, scale,
+                                  num_mix=4 if mode == "bilinear" else 1)
         # W G = (G W^T)^T (G is symmetric): B x N x m
         gw = upsample_rows(gram, grid_size, factor, mode).transpose(1, 2).contiguous()
         n = gw.shape[1]

@@ -55,11 +55,11 @@ __all__ = ["mixed_gram_dpc", "identity_mix"]
 
 @triton.jit
 def _mix_tile(a_base, idx_ptr, w_ptr, rows, cols, rmask, cmask, stride_ai,
-              BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+              BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, NMIX: tl.constexpr):
     """``g[i, j] = sum_t w[j, t] * A[i, idx[j, t]]`` for a ``rows x cols`` tile."""
     g = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     m2 = rmask[:, None] & cmask[None, :]
-    for t in tl.static_range(4):
+    for t in tl.static_range(NMIX):
         jj = tl.load(idx_ptr + cols * 4 + t, mask=cmask, other=0)
         wt = tl.load(w_ptr + cols * 4 + t, mask=cmask, other=0.0)
         a = tl.load(a_base + rows[:, None] * stride_ai + jj[None, :], mask=m2, other=0.0)
@@ -69,22 +69,22 @@ def _mix_tile(a_base, idx_ptr, w_ptr, rows, cols, rmask, cmask, stride_ai,
 
 @triton.jit
 def _dist_tile(a_base, idx_ptr, w_ptr, s_base, rows, cols, rmask, cmask, s_i, stride_ai, scale,
-               BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+               BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, NMIX: tl.constexpr):
     """Squared distances of a tile, ``d_ii = 0`` exactly."""
     s_j = tl.load(s_base + cols, mask=cmask, other=0.0)
-    g = _mix_tile(a_base, idx_ptr, w_ptr, rows, cols, rmask, cmask, stride_ai, BLOCK_M, BLOCK_N)
+    g = _mix_tile(a_base, idx_ptr, w_ptr, rows, cols, rmask, cmask, stride_ai, BLOCK_M, BLOCK_N, NMIX)
     d = tl.maximum((s_i[:, None] + s_j[None, :]) - 2.0 * g, 0.0) * scale
     return tl.where(rows[:, None] == cols[None, :], 0.0, d)
 
 
 @triton.jit
-def _diag(a_ptr, idx_ptr, w_ptr, s_ptr, N, stride_ab, stride_ai, BLOCK: tl.constexpr):
+def _diag(a_ptr, idx_ptr, w_ptr, s_ptr, N, stride_ab, stride_ai, BLOCK: tl.constexpr, NMIX: tl.constexpr):
     b = tl.program_id(0)
     rows = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
     rmask = rows < N
     a_base = a_ptr + b.to(tl.int64) * stride_ab  # B x N x m may exceed 2^31 elements
     s = tl.zeros((BLOCK,), dtype=tl.float32)
-    for t in tl.static_range(4):
+    for t in tl.static_range(NMIX):
         jj = tl.load(idx_ptr + rows * 4 + t, mask=rmask, other=0)
         wt = tl.load(w_ptr + rows * 4 + t, mask=rmask, other=0.0)
         s += tl.load(a_base + rows * stride_ai + jj, mask=rmask, other=0.0) * wt
@@ -93,7 +93,8 @@ def _diag(a_ptr, idx_ptr, w_ptr, s_ptr, N, stride_ab, stride_ai, BLOCK: tl.const
 
 @triton.jit
 def _density(a_ptr, idx_ptr, w_ptr, s_ptr, out_ptr, N, stride_ab, stride_ai, scale, ktau,
-             K1: tl.constexpr, KP: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+             K1: tl.constexpr, KP: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+             NMIX: tl.constexpr):
     b = tl.program_id(0)
     rows = tl.program_id(1) * BLOCK_M + tl.arange(0, BLOCK_M)
     rmask = rows < N
@@ -113,7 +114,7 @@ def _density(a_ptr, idx_ptr, w_ptr, s_ptr, out_ptr, N, stride_ab, stride_ai, sca
         cols = start + tl.arange(0, BLOCK_N)
         cmask = cols < N
         d = _dist_tile(a_base, idx_ptr, w_ptr, s_base, rows, cols, rmask, cmask, s_i, stride_ai, scale,
-                       BLOCK_M, BLOCK_N)
+                       BLOCK_M, BLOCK_N, NMIX)
         d = tl.where(cmask[None, :], d, float("inf"))
         # skip the extraction when no row of the tile has a candidate below its current worst
         if tl.max((tl.min(d, axis=1) < tl.max(best, axis=1)).to(tl.int32), axis=0) > 0:
@@ -136,7 +137,7 @@ def _density(a_ptr, idx_ptr, w_ptr, s_ptr, out_ptr, N, stride_ab, stride_ai, sca
 
 @triton.jit
 def _delta(a_ptr, idx_ptr, w_ptr, s_ptr, lr_ptr, out_ptr, N, stride_ab, stride_ai, scale,
-           BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+           BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, NMIX: tl.constexpr):
     b = tl.program_id(0)
     rows = tl.program_id(1) * BLOCK_M + tl.arange(0, BLOCK_M)
     rmask = rows < N
@@ -150,7 +151,7 @@ def _delta(a_ptr, idx_ptr, w_ptr, s_ptr, lr_ptr, out_ptr, N, stride_ab, stride_a
         cols = start + tl.arange(0, BLOCK_N)
         cmask = cols < N
         d = _dist_tile(a_base, idx_ptr, w_ptr, s_base, rows, cols, rmask, cmask, s_i, stride_ai, scale,
-                       BLOCK_M, BLOCK_N)
+                       BLOCK_M, BLOCK_N, NMIX)
         lr_j = tl.load(lr_ptr + b * N + cols, mask=cmask, other=float("-inf"))
         denser = (lr_j[None, :] > lr_i[:, None]) | ((lr_j[None, :] == lr_i[:, None]) & (cols[None, :] < rows[:, None]))
         dmin = tl.minimum(dmin, tl.min(tl.where(denser & cmask[None, :], d, float("inf")), axis=1))
@@ -179,12 +180,13 @@ def _block(n: int, cap: int) -> int:
 
 @torch.no_grad()
 def mixed_gram_dpc(a: torch.Tensor, index: torch.Tensor, weight: torch.Tensor, k: int, tau: float,
-                   scale: float = 1.0, block_m: int = 16, block_n: int = 64,
-                   num_warps: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
+                   scale: float = 1.0, block_m: int = 16, block_n: int = 64, num_warps: int = 4,
+                   num_mix: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
     """``(log rho, delta)`` (``B x N`` float32) for the distances defined by ``A`` (``B x N x m``,
     float32) and the mix ``(index, weight)`` (``N x 4``, int32 / float32), see the module doc.
 
     ``k`` nearest other tokens (clamped to ``N - 1``), temperature ``tau``, distance ``scale``.
+    ``num_mix``: slots of the mix in use (1 for the identity and nearest, 4 for bilinear).
     Tiles ``block_m x block_n``: 16 x 64 with 4 warps compiles for sm_90 without register spills
     (64 x 64 with 4 warps spills; ``tools/gpu_check.py`` times the alternatives).
     """
@@ -193,17 +195,19 @@ def mixed_gram_dpc(a: torch.Tensor, index: torch.Tensor, weight: torch.Tensor, k
     b, n, _ = a.shape
     if index.shape != (n, 4) or weight.shape != (n, 4):
         raise ValueError(f"mix must be {n} x 4, got {tuple(index.shape)} / {tuple(weight.shape)}")
+    if not 1 <= num_mix <= 4:
+        raise ValueError(f"num_mix must be in 1..4, got {num_mix}")
     kk = min(int(k), n - 1)
     bm, bn = _block(n, block_m), _block(n, block_n)
     grid = (b, triton.cdiv(n, bm))
     s = torch.empty(b, n, device=a.device, dtype=torch.float32)
-    _diag[grid](a, index, weight, s, n, a.stride(0), a.stride(1), BLOCK=bm, num_warps=num_warps)
+    _diag[grid](a, index, weight, s, n, a.stride(0), a.stride(1), BLOCK=bm, NMIX=num_mix, num_warps=num_warps)
     log_rho = torch.zeros(b, n, device=a.device, dtype=torch.float32)
     if kk > 0:
         _density[grid](a, index, weight, s, log_rho, n, a.stride(0), a.stride(1), float(scale),
                        kk * float(tau), K1=kk + 1, KP=triton.next_power_of_2(kk + 1),
-                       BLOCK_M=bm, BLOCK_N=bn, num_warps=num_warps)
+                       BLOCK_M=bm, BLOCK_N=bn, NMIX=num_mix, num_warps=num_warps)
     delta_sq = torch.empty(b, n, device=a.device, dtype=torch.float32)
     _delta[grid](a, index, weight, s, log_rho, delta_sq, n, a.stride(0), a.stride(1), float(scale),
-                 BLOCK_M=bm, BLOCK_N=bn, num_warps=num_warps)
+                 BLOCK_M=bm, BLOCK_N=bn, NMIX=num_mix, num_warps=num_warps)
     return log_rho, delta_sq.clamp_min_(0.0).sqrt_()
