@@ -185,11 +185,13 @@ def run_demo(video: str | Path, checkpoint: str | Path, *, boxes: str | Path | N
              score_thresh: float = 0.3, device: str = "auto", flip_test: bool = False,
              detector: str | Callable | None = "hog", detector_weights: str | Path | None = None,
              detector_arch: str = "fasterrcnn_resnet50_fpn", batch_frames: int = 8,
-             max_people_per_pass: int = 64, progress: bool = True) -> dict[str, Any]:
+             max_people_per_pass: int = 64, progress: bool = True, cuda_graphs: bool = True) -> dict[str, Any]:
     """Annotate ``video`` with the poses ``checkpoint`` predicts, streaming (see the module docstring).
 
     ``detector``: ``"hog"``, ``"torchvision"``, ``"none"`` or a callable ``frame -> (boxes N x 4, scores N)``;
-    ignored when ``boxes`` is given. Returns ``{"video", "frames" (png paths), "predictions" (json path),
+    ignored when ``boxes`` is given. On CUDA (and with ``cuda_graphs``) the model runs from captured
+    CUDA graphs, one per number of people in a pass (:mod:`ftp_pose.models.runner`): no launch
+    overhead at small batches. Returns ``{"video", "frames" (png paths), "predictions" (json path),
     "n_frames", "n_people", "n_tracks", "max_people_per_frame"}``.
     """
     from ftp_pose.data import invert_affine
@@ -208,6 +210,9 @@ def run_demo(video: str | Path, checkpoint: str | Path, *, boxes: str | Path | N
     frames, fps, n_total = open_frames(video, max_frames)
     dev = resolve_device(device)
     model, cfg = model_from_checkpoint(checkpoint, dev)
+    from ftp_pose.models.runner import make_runner
+
+    net = make_runner(model, dev, "cuda_graphs")[0] if cuda_graphs and dev.type == "cuda" else model
     input_size, heatmap_size = tuple(cfg.data.input_size), tuple(cfg.data.heatmap_size)
     layout = ClipLayout(cfg.data.offsets)
     key_index = layout.key_index
@@ -245,10 +250,10 @@ def run_demo(video: str | Path, checkpoint: str | Path, *, boxes: str | Path | N
             info = None
             if show_tokens:
                 try:
-                    _, info = model(clips, return_info=True)
+                    _, info = net(clips, return_info=True)
                 except TypeError:
                     info = None  # a model without token info: skeletons only
-            hm = predict_heatmaps(model, clips, flip_test=flip_test)
+            hm = predict_heatmaps(net, clips, flip_test=flip_test)
             metas = [{"image_id": p["t"], "affine": p["clips"][k][1], "box": p["people"][k][0],
                       "box_score": p["people"][k][1], "track_id": p["people"][k][2]} for p, k in chunk]
             preds = heatmaps_to_predictions(hm, metas, input_size=input_size, heatmap_size=heatmap_size)
@@ -359,13 +364,15 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, default=8, help="key frames inferred together (default 8)")
     parser.add_argument("--score-thresh", type=float, default=0.3, help="minimum --boxes score (default 0.3)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--no-cuda-graphs", dest="cuda_graphs", action="store_false",
+                        help="on CUDA, run the model eagerly instead of replaying CUDA graphs")
 
 
 def run_cli(args: argparse.Namespace) -> int:
     res = run_demo(args.video, args.checkpoint, boxes=args.boxes, out_dir=args.out, show_tokens=args.show_tokens,
                    max_frames=args.max_frames, score_thresh=args.score_thresh, device=args.device,
                    detector=args.detector, detector_weights=args.detector_weights, detector_arch=args.detector_arch,
-                   batch_frames=args.batch)
+                   batch_frames=args.batch, cuda_graphs=args.cuda_graphs)
     print(f"{res['n_frames']} frames, {res['n_people']} poses ({res['n_tracks']} tracks, at most "
           f"{res['max_people_per_frame']} per frame) -> {res['video']}")
     print(f"  predictions: {res['predictions']}")

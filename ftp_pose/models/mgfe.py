@@ -27,11 +27,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from timm.layers import trunc_normal_
 
 from ftp_pose.models.blocks import make_blocks
 from ftp_pose.models.dpc import DPCPruning
+from ftp_pose.models.upsample import MODES, upsample_tokens
 
 __all__ = ["sincos_pos_embed_2d", "LowResolutionBranch", "HighResolutionUpsample", "MultiGrainedEncoder"]
 
@@ -72,7 +72,7 @@ class HighResolutionUpsample(nn.Module):
 
     def __init__(self, dim: int, grid_size: tuple[int, int], factor: int = 4, mode: str = "bilinear") -> None:
         super().__init__()
-        if mode not in ("bilinear", "nearest"):
+        if mode not in MODES:
             raise ValueError(f"upsample mode must be 'bilinear' or 'nearest', got {mode!r}")
         self.grid_size, self.factor, self.mode = tuple(grid_size), int(factor), mode
         self.proj = nn.Linear(dim, dim)
@@ -82,13 +82,8 @@ class HighResolutionUpsample(nn.Module):
         return self.grid_size[0] * self.factor, self.grid_size[1] * self.factor
 
     def interpolate(self, x: torch.Tensor) -> torch.Tensor:
-        """``B x (h*w) x C -> B x (f*h * f*w) x C``, row-major."""
-        b, n, c = x.shape
-        h, w = self.grid_size
-        x = x.transpose(1, 2).reshape(b, c, h, w)
-        kw = {"align_corners": False} if self.mode == "bilinear" else {}
-        x = F.interpolate(x, scale_factor=self.factor, mode=self.mode, **kw)
-        return x.flatten(2).transpose(1, 2)
+        """``B x (h*w) x C -> B x (f*h * f*w) x C``, row-major (:func:`~ftp_pose.models.upsample.upsample_tokens`)."""
+        return upsample_tokens(x, self.grid_size, self.factor, self.mode)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.interpolate(self.proj(x))
