@@ -44,7 +44,9 @@ import torch
 import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
+from ftp_pose.engine.distributed import resolve_device
 from ftp_pose.io import write_json
+from ftp_pose.models import QUICK_BACKBONE
 from ftp_pose.paths import figures_dir, quick_mode
 
 __all__ = ["count_flops", "time_forward", "bench_variant", "run_bench", "device_name", "add_cli_arguments", "run_cli"]
@@ -60,7 +62,6 @@ PARTS: dict[str, tuple[str, ...]] = {
     "head": ("head",),
 }
 EPS_GRID = (1, 3, 6, 10)
-QUICK_OVERRIDES = dict(depth=1, lrb_depth=1, refine_depth=1)
 
 
 def _cpu_sdpa_flop(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
@@ -209,22 +210,14 @@ def bench_variant(name: str, device: torch.device, *, backbone: str = "base", ep
     return row
 
 
-def _resolve_device(spec: str) -> torch.device:
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if spec.startswith("cuda") and not torch.cuda.is_available():
-        raise SystemExit("bench: --device cuda requested but CUDA is not available")
-    return torch.device(spec)
-
-
 def run_bench(variants: list[str] | None = None, *, eps_grid: bool = False, backbone: str = "base",
               batch: int = 1, throughput_batch: int = 32, amp: bool | None = None, device: str = "auto",
               warmup: int = 10, repeats: int = 50, compile: bool = False, cuda_graphs: bool = False,
               dpc: str | None = None, quick: bool = False, progress: bool = True) -> dict[str, Any]:
     """Benchmark the variants (and, with ``eps_grid``, ``ftp_pose`` over eps_h x eps_l in {1,3,6,10}^2).
 
-    Returns the json-ready result (``device``, ``batch``, ``amp``, ``rows`` ...). ``quick``: tiny
-    backbone (1+1+1 blocks), throughput batch 2, 1 warm-up and 1 repeat, for a CPU smoke run.
+    Returns the json-ready result (``device``, ``batch``, ``amp``, ``rows`` ...). ``quick``: the quick
+    preset (``QUICK_BACKBONE``, the model of configs/quick_cpu.yaml), throughput batch 2, 1 warm-up and 1 repeat, for a CPU smoke run.
     ``dpc``: the DPC backend (``auto``, ``reference``, ``triton``; default: ``$FTP_POSE_DPC`` or auto).
     """
     from tqdm.auto import tqdm
@@ -235,12 +228,11 @@ def run_bench(variants: list[str] | None = None, *, eps_grid: bool = False, back
         os.environ[BACKEND_ENV] = dpc
     dpc = os.environ.get(BACKEND_ENV, "auto")
 
-    dev = _resolve_device(device)
+    dev = resolve_device(device)
     amp = (dev.type == "cuda") if amp is None else bool(amp)
     overrides: dict[str, Any] = {}
     if quick:
-        backbone, throughput_batch, warmup, repeats = "tiny", min(throughput_batch, 2), 1, 1
-        overrides = dict(QUICK_OVERRIDES)
+        backbone, throughput_batch, warmup, repeats = QUICK_BACKBONE, min(throughput_batch, 2), 1, 1
     jobs: list[tuple[str, str, float | None, float | None]] = [(v, v, None, None) for v in (variants or [])]
     if eps_grid:
         jobs += [(f"ftp_pose_h{eh}_l{el}", "ftp_pose", eh, el) for eh in EPS_GRID for el in EPS_GRID]

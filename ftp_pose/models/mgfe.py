@@ -85,8 +85,6 @@ class HighResolutionUpsample(nn.Module):
         """``B x (h*w) x C -> B x (f*h * f*w) x C``, row-major (:func:`~ftp_pose.models.upsample.upsample_tokens`)."""
         return upsample_tokens(x, self.grid_size, self.factor, self.mode)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.interpolate(self.proj(x))
 
 
 class MultiGrainedEncoder(nn.Module):
@@ -118,14 +116,14 @@ class MultiGrainedEncoder(nn.Module):
     def forward(self, tokens: torch.Tensor, return_scores: bool = False) -> dict[str, torch.Tensor]:
         """``tokens``: backbone output ``B x T x N x C``.
 
-        Returns ``{"f_l": B x M_l x C, "kept_index_l": B x M_l, "lr_tokens": B x T*N x C,
+        Returns ``{"f_l": B x M_l x C, "kept_index_l": B x M_l,
         ["f_h": B x M_h x C, "kept_index_h": B x M_h, "hr_grid": B x 3072 x C]}`` plus
         ``rho_*, delta_*, score_*`` (``B x 576`` / ``B x 3072``) when ``return_scores``.
         """
         out: dict[str, torch.Tensor] = {}
         lr = self.lrb(tokens)
         kept_l, idx_l, scores_l = self.prune_l(lr, return_scores=return_scores)
-        out.update(lr_tokens=lr, kept_index_l=idx_l, f_l=self.run_refine(kept_l))
+        out.update(kept_index_l=idx_l, f_l=self.run_refine(kept_l))
         if scores_l is not None:
             out.update(rho_l=scores_l[0], delta_l=scores_l[1], score_l=scores_l[2])
         if self.use_hrb:
