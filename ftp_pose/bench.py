@@ -2,7 +2,8 @@
 
 ``python -m ftp_pose bench [--variants baseline multigrained ftp_pose] [--eps-grid] [--backbone base]
 [--batch 1] [--throughput-batch 32] [--amp/--no-amp] [--device auto|cpu|cuda] [--warmup N]
-[--repeats N] [--compile] [--quick] [--out figures/bench_<device>.json]``
+[--repeats N] [--cuda-graphs | --compile] [--dpc auto|reference|triton] [--quick]
+[--out figures/bench_<device>.json]``
 
 * FLOPs come from ``torch.utils.flop_counter.FlopCounterMode`` (one forward at batch 1, counted
   per sample; a multiply-add counts 2), broken down by part through the module hierarchy:
@@ -12,7 +13,16 @@
   around each on CUDA; FPS = samples per second (at batch 1 and at the throughput batch).
 * ``dpc_ms``: the DPC selection alone inside the model, timed by synchronising hooks around the
   pruning modules in a separate run (so the hooks do not disturb the main timing); ``dpc_frac``
-  is its share of that run's forward time.
+  is its share of that run's forward time; measured at batch 1 (``dpc_ms``, ``dpc_frac``) and at
+  the throughput batch (``dpc_ms_throughput``, ``dpc_frac_throughput``), always eagerly.
+* Runners (:mod:`ftp_pose.models.runner`): ``--cuda-graphs`` replays captured CUDA graphs,
+  ``--compile`` uses ``torch.compile(mode="reduce-overhead")``; off CUDA both fall back to
+  eager with a message (the row's ``runner`` says what ran).
+* DPC backend: ``--dpc reference`` forces the PyTorch reference on CUDA (sets ``FTP_POSE_DPC``);
+  ``auto`` uses the fused Triton kernel on CUDA (:mod:`ftp_pose.models.dpc_triton`).
+* ``pairs``: for each pair of variants ``a`` (later in the list) vs ``b``, the measured speed-up
+  ``fps_a / fps_b`` (batch 1 and throughput batch), the FLOP ratio ``gflops_b / gflops_a`` and the
+  efficiency ``speedup / flop_ratio`` (1 = the speed-up the FLOPs promise).
 * AMP: bf16 autocast on CUDA by default, off on the CPU. The code path is device-agnostic.
 
 Writes a markdown table to stdout and ``figures/bench_<device-slug>.json`` atomically
@@ -22,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import platform
 import re
 import statistics
@@ -33,7 +44,9 @@ import torch
 import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
+from ftp_pose.engine.distributed import resolve_device
 from ftp_pose.io import write_json
+from ftp_pose.models import QUICK_BACKBONE
 from ftp_pose.paths import figures_dir, quick_mode
 
 __all__ = ["count_flops", "time_forward", "bench_variant", "run_bench", "device_name", "add_cli_arguments", "run_cli"]
@@ -49,7 +62,6 @@ PARTS: dict[str, tuple[str, ...]] = {
     "head": ("head",),
 }
 EPS_GRID = (1, 3, 6, 10)
-QUICK_OVERRIDES = dict(depth=1, lrb_depth=1, refine_depth=1)
 
 
 def _cpu_sdpa_flop(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
@@ -165,10 +177,11 @@ def _slug(text: str) -> str:
 
 def bench_variant(name: str, device: torch.device, *, backbone: str = "base", eps_h: float | None = None,
                   eps_l: float | None = None, batch: int = 1, throughput_batch: int = 32, amp: bool = False,
-                  warmup: int = 10, repeats: int = 50, compile: bool = False, label: str | None = None,
-                  overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+                  warmup: int = 10, repeats: int = 50, compile: bool = False, cuda_graphs: bool = False,
+                  label: str | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """One row of the benchmark for variant ``name`` (see :func:`ftp_pose.models.build_model`)."""
     from ftp_pose.models import build_model
+    from ftp_pose.models.runner import make_runner
 
     torch.manual_seed(0)
     model = build_model(name, backbone=backbone, eps_h=eps_h, eps_l=eps_l, **(overrides or {})).eval()
@@ -177,50 +190,49 @@ def bench_variant(name: str, device: torch.device, *, backbone: str = "base", ep
     params = sum(p.numel() for p in model.parameters())
     flops, parts = count_flops(model, torch.randn(1, t, 3, h, w))
     model.to(device)
-    runner = torch.compile(model) if compile else model
+    runner, mode, message = make_runner(model, device, "cuda_graphs" if cuda_graphs else "compile" if compile else "eager")
+    if message:
+        print(f"bench: {message}", flush=True)
     row: dict[str, Any] = {"name": label or name, "variant": name, "eps_h": cfg.eps_h if cfg.use_hrb else None,
-                           "eps_l": cfg.eps_l, "params_m": round(params / 1e6, 3), "gflops": round(flops / 1e9, 3),
+                           "eps_l": cfg.eps_l, "runner": mode, "params_m": round(params / 1e6, 3), "gflops": round(flops / 1e9, 3),
                            "breakdown_gflops": {k: round(v / 1e9, 3) for k, v in parts.items()}}
     for tag, bs in (("", batch), ("_throughput", throughput_batch)):
         clips = torch.randn(bs, t, 3, h, w, device=device)
         ms = statistics.median(time_forward(runner, clips, warmup, repeats, amp))
         row[f"latency{tag}_ms"] = round(ms, 3)
         row[f"fps{tag}"] = round(1000.0 * bs / ms, 2)
-        if tag == "":
-            dpc_ms, hooked_ms = _time_dpc(model, clips, max(1, warmup // 2), repeats, amp)
-            row["dpc_ms"] = round(dpc_ms, 3)
-            row["dpc_frac"] = round(dpc_ms / hooked_ms, 4) if hooked_ms else 0.0
+        dpc_ms, hooked_ms = _time_dpc(model, clips, max(1, warmup // 2), repeats, amp)
+        row[f"dpc_ms{tag}"] = round(dpc_ms, 3)
+        row[f"dpc_frac{tag}"] = round(dpc_ms / hooked_ms, 4) if hooked_ms else 0.0
     del model, runner
     if device.type == "cuda":
         torch.cuda.empty_cache()
     return row
 
 
-def _resolve_device(spec: str) -> torch.device:
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if spec.startswith("cuda") and not torch.cuda.is_available():
-        raise SystemExit("bench: --device cuda requested but CUDA is not available")
-    return torch.device(spec)
-
-
 def run_bench(variants: list[str] | None = None, *, eps_grid: bool = False, backbone: str = "base",
               batch: int = 1, throughput_batch: int = 32, amp: bool | None = None, device: str = "auto",
-              warmup: int = 10, repeats: int = 50, compile: bool = False, quick: bool = False,
-              progress: bool = True) -> dict[str, Any]:
+              warmup: int = 10, repeats: int = 50, compile: bool = False, cuda_graphs: bool = False,
+              dpc: str | None = None, quick: bool = False, progress: bool = True) -> dict[str, Any]:
     """Benchmark the variants (and, with ``eps_grid``, ``ftp_pose`` over eps_h x eps_l in {1,3,6,10}^2).
 
-    Returns the json-ready result (``device``, ``batch``, ``amp``, ``rows`` ...). ``quick``: tiny
-    backbone (1+1+1 blocks), throughput batch 2, 1 warm-up and 1 repeat, for a CPU smoke run.
+    Returns the json-ready result (``device``, ``batch``, ``amp``, ``rows`` ...). ``quick``: the quick
+    preset (``QUICK_BACKBONE``, the model of configs/quick_cpu.yaml), throughput batch 2, 1 warm-up and 1 repeat, for a CPU smoke run.
+    ``dpc``: the DPC backend (``auto``, ``reference``, ``triton``; default: ``$FTP_POSE_DPC`` or auto).
     """
     from tqdm.auto import tqdm
 
-    dev = _resolve_device(device)
+    from ftp_pose.models.dpc import BACKEND_ENV
+
+    if dpc is not None:
+        os.environ[BACKEND_ENV] = dpc
+    dpc = os.environ.get(BACKEND_ENV, "auto")
+
+    dev = resolve_device(device)
     amp = (dev.type == "cuda") if amp is None else bool(amp)
     overrides: dict[str, Any] = {}
     if quick:
-        backbone, throughput_batch, warmup, repeats = "tiny", min(throughput_batch, 2), 1, 1
-        overrides = dict(QUICK_OVERRIDES)
+        backbone, throughput_batch, warmup, repeats = QUICK_BACKBONE, min(throughput_batch, 2), 1, 1
     jobs: list[tuple[str, str, float | None, float | None]] = [(v, v, None, None) for v in (variants or [])]
     if eps_grid:
         jobs += [(f"ftp_pose_h{eh}_l{el}", "ftp_pose", eh, el) for eh in EPS_GRID for el in EPS_GRID]
@@ -230,10 +242,11 @@ def run_bench(variants: list[str] | None = None, *, eps_grid: bool = False, back
     for label, name, eh, el in tqdm(jobs, desc="bench", disable=not progress):
         rows.append(bench_variant(name, dev, backbone=backbone, eps_h=eh, eps_l=el, batch=batch,
                                   throughput_batch=throughput_batch, amp=amp, warmup=warmup, repeats=repeats,
-                                  compile=compile, label=label, overrides=overrides))
+                                  compile=compile, cuda_graphs=cuda_graphs, label=label, overrides=overrides))
     result: dict[str, Any] = {
         "device": device_name(dev), "device_type": dev.type, "batch": batch, "throughput_batch": throughput_batch,
         "amp": amp, "backbone": backbone, "overrides": overrides, "quick": quick, "compile": compile,
+        "cuda_graphs": cuda_graphs, "dpc_backend": dpc,
         "warmup": warmup, "repeats": repeats, "torch": torch.__version__, "rows": rows,
     }
     by = {r["name"]: r for r in rows}
@@ -247,7 +260,27 @@ def run_bench(variants: list[str] | None = None, *, eps_grid: bool = False, back
                     "flops": round(by[ref]["gflops"] / by["ftp_pose"]["gflops"], 3),
                 }
         result["speedup"] = speed
+    result["pairs"] = pair_speedups(rows)
     return result
+
+
+def pair_speedups(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """For each pair of rows (``a`` later than ``b``): measured speed-up, FLOP ratio and efficiency.
+
+    ``speedup = fps_a / fps_b`` (batch 1; ``_throughput``: throughput batch), ``flop_ratio =
+    gflops_b / gflops_a``, ``efficiency = speedup / flop_ratio``.
+    """
+    pairs = []
+    for j, a in enumerate(rows):
+        for b in rows[:j]:
+            flop_ratio = b["gflops"] / a["gflops"] if a["gflops"] else float("nan")
+            p: dict[str, Any] = {"a": a["name"], "b": b["name"], "flop_ratio": round(flop_ratio, 4)}
+            for tag in ("", "_throughput"):
+                sp = a[f"fps{tag}"] / b[f"fps{tag}"] if b[f"fps{tag}"] else float("nan")
+                p[f"speedup{tag}"] = round(sp, 4)
+                p[f"efficiency{tag}"] = round(sp / flop_ratio, 4) if flop_ratio else float("nan")
+            pairs.append(p)
+    return pairs
 
 
 def format_tables(result: dict[str, Any]) -> str:
@@ -255,19 +288,25 @@ def format_tables(result: dict[str, Any]) -> str:
     tb = result["throughput_batch"]
     lines = [f"Device: {result['device']} | batch {result['batch']} | throughput batch {tb} | "
              f"amp {result['amp']} | backbone {result['backbone']}", "",
-             f"| variant | params (M) | GFLOPs | latency (ms) | FPS | FPS @{tb} | DPC (ms) | DPC share |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+             f"| variant | params (M) | GFLOPs | latency (ms) | FPS | FPS @{tb} | DPC (ms) | DPC share | "
+             f"DPC share @{tb} | runner |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in result["rows"]:
         lines.append(f"| {r['name']} | {r['params_m']:.2f} | {r['gflops']:.2f} | {r['latency_ms']:.2f} | "
-                     f"{r['fps']:.1f} | {r['fps_throughput']:.1f} | {r['dpc_ms']:.2f} | {100 * r['dpc_frac']:.1f} % |")
+                     f"{r['fps']:.1f} | {r['fps_throughput']:.1f} | {r['dpc_ms']:.2f} | {100 * r['dpc_frac']:.1f} % | "
+                     f"{100 * r['dpc_frac_throughput']:.1f} % | {r['runner']} |")
     parts = list(result["rows"][0]["breakdown_gflops"])
     lines += ["", "GFLOPs per part (per sample)", "", "| variant | " + " | ".join(parts) + " |",
               "|---|" + "---:|" * len(parts)]
     for r in result["rows"]:
         lines.append(f"| {r['name']} | " + " | ".join(f"{r['breakdown_gflops'][p]:.2f}" for p in parts) + " |")
-    for key, val in result.get("speedup", {}).items():
-        lines.append(f"\n{key}: FPS x{val['fps']} (batch {result['batch']}), x{val['fps_throughput']} "
-                     f"(batch {tb}), FLOPs ratio x{val['flops']}")
+    if result.get("pairs"):
+        lines += ["", f"Speed-up vs FLOP ratio (efficiency = speed-up / FLOP ratio; DPC backend {result['dpc_backend']})",
+                  "", f"| a vs b | FLOP ratio | speed-up @{result['batch']} | efficiency @{result['batch']} | "
+                  f"speed-up @{tb} | efficiency @{tb} |", "|---|---:|---:|---:|---:|---:|"]
+        for p in result["pairs"]:
+            lines.append(f"| {p['a']} vs {p['b']} | {p['flop_ratio']:.2f} | {p['speedup']:.2f} | {p['efficiency']:.2f} | "
+                         f"{p['speedup_throughput']:.2f} | {p['efficiency_throughput']:.2f} |")
     return "\n".join(lines)
 
 
@@ -283,7 +322,13 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:i]")
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=50)
-    parser.add_argument("--compile", action="store_true", help="torch.compile the models before timing")
+    fast = parser.add_mutually_exclusive_group()
+    fast.add_argument("--compile", action="store_true",
+                      help="torch.compile(mode='reduce-overhead') before timing (CUDA only; eager elsewhere)")
+    fast.add_argument("--cuda-graphs", action="store_true",
+                      help="replay captured CUDA graphs (CUDA only; eager elsewhere)")
+    parser.add_argument("--dpc", choices=("auto", "reference", "triton"), default=None,
+                        help="DPC backend (default: $FTP_POSE_DPC or auto = Triton kernel on CUDA)")
     parser.add_argument("--quick", action="store_true", help="tiny model, few repeats (also FTP_POSE_QUICK=1)")
     parser.add_argument("--out", default=None, help="json path (default figures/bench_<device>.json)")
 
@@ -292,7 +337,8 @@ def run_cli(args: argparse.Namespace) -> int:
     quick = bool(args.quick or quick_mode())
     result = run_bench(args.variants, eps_grid=args.eps_grid, backbone=args.backbone, batch=args.batch,
                        throughput_batch=args.throughput_batch, amp=args.amp, device=args.device,
-                       warmup=args.warmup, repeats=args.repeats, compile=args.compile, quick=quick)
+                       warmup=args.warmup, repeats=args.repeats, compile=args.compile,
+                       cuda_graphs=args.cuda_graphs, dpc=args.dpc, quick=quick)
     print(format_tables(result))
     out = Path(args.out) if args.out else figures_dir() / (
         f"bench_{_slug(result['device'])}{'_quick' if quick else ''}.json")

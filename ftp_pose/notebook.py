@@ -133,7 +133,7 @@ def load_model(s: NotebookSettings, prefer: str = "trained") -> NotebookModel:
 
     import torch
 
-    from ftp_pose.engine.inference import model_from_checkpoint
+    from ftp_pose.engine.checkpoint import model_from_checkpoint
 
     def from_ckpt(path: Any, kind: str) -> NotebookModel:
         model, cfg = model_from_checkpoint(path, s.device)
@@ -216,9 +216,7 @@ def real_video_clips(input_size: tuple[int, int], key_frame: int = 4,
     """
     import numpy as np
 
-    from ftp_pose.data import read_rgb
-    from ftp_pose.data.posetrack import normalize
-    from ftp_pose.data.transforms import box_to_center_scale, crop_frames, get_affine_transform
+    from ftp_pose.data.clips import box_affine, crop_clip, read_rgb
     from ftp_pose.paths import data_root
 
     folder = data_root() / VIDEO_DIR
@@ -227,15 +225,12 @@ def real_video_clips(input_size: tuple[int, int], key_frame: int = 4,
     if missing:
         raise MissingFileError(f"real_video_clips: frame(s) not found: {missing} (key_frame={key_frame})")
     frames = [read_rgb(p) for p in names]
-    in_h, in_w = input_size
     out: dict[str, dict[str, Any]] = {}
     for name, box in (boxes or VIDEO_PEOPLE).items():
-        center, scale = box_to_center_scale(box, aspect=in_w / in_h)
-        m = get_affine_transform(center, scale, 0.0, (in_w, in_h))
-        crops = np.stack(crop_frames(frames, m, (in_w, in_h)))
-        out[name] = {"clip": normalize(crops), "meta": {"box": np.asarray(box, np.float32), "affine": m,
-                                                         "frames": [p.name for p in names],
-                                                         "vid_id": folder.name}}
+        m = box_affine(box, input_size)
+        out[name] = {"clip": crop_clip(frames, m, input_size),
+                     "meta": {"box": np.asarray(box, np.float32), "affine": m, "frames": [p.name for p in names],
+                              "vid_id": folder.name}}
     return out
 
 

@@ -2,7 +2,8 @@
 
 ``models`` never imports this package; ``data`` never imports ``models``.
 """
-from ftp_pose.data.detections import load_detections
+from ftp_pose.data.clips import box_affine, clip_frame_ids, crop_clip, parse_box
+from ftp_pose.data.detections import load_detections, load_frame_boxes
 from ftp_pose.data.heatmaps import (HeatmapCodec, decode_heatmaps, encode_heatmaps, flip_heatmaps, flip_permutation,
                                     heatmap_to_image_coords, heatmap_to_input, input_to_heatmap)
 from ftp_pose.data.posetrack import (IMAGENET_MEAN, IMAGENET_STD, AugmentConfig, FrameInfo, PersonAnnotation,
@@ -13,7 +14,8 @@ from ftp_pose.data.transforms import (affine_points, box_to_center_scale, compos
                                       flip_affine, get_affine_transform, invert_affine)
 
 __all__ = [
-    "load_detections",
+    "box_affine", "clip_frame_ids", "crop_clip", "parse_box",
+    "load_detections", "load_frame_boxes",
     "HeatmapCodec", "decode_heatmaps", "encode_heatmaps", "flip_heatmaps", "flip_permutation", "heatmap_to_image_coords",
     "heatmap_to_input", "input_to_heatmap",
     "IMAGENET_MEAN", "IMAGENET_STD", "AugmentConfig", "FrameInfo", "PersonAnnotation", "PoseTrackClipDataset",

@@ -25,14 +25,14 @@ from torch.utils.data import Dataset
 from ftp_pose.clip import ClipLayout
 from ftp_pose.io import read_json
 from ftp_pose.keypoints import LOWER_BODY_JOINTS, NUM_JOINTS, UPPER_BODY_JOINTS
+from ftp_pose.data.clips import (IMAGENET_MEAN, IMAGENET_STD, crop_clip, denormalize, normalize,  # noqa: F401
+                                 parse_box, read_rgb)
 from ftp_pose.data.detections import load_detections
 from ftp_pose.data.heatmaps import HeatmapCodec, flip_permutation
 from ftp_pose.data.transforms import (affine_points, box_to_center_scale, compose_affine, crop_frames,
                                       flip_affine, get_affine_transform)
 
 #: ImageNet normalisation of RGB values in [0, 1].
-IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
-IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -143,16 +143,6 @@ def _frame_index_from_name(file_name: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def _as_box(value: Any, where: str, field_name: str) -> np.ndarray:
-    try:
-        box = np.asarray(value, dtype=np.float32).reshape(-1)
-    except (TypeError, ValueError):
-        raise ValueError(f"{where}: field '{field_name}' is not numeric: {value!r}") from None
-    if box.shape != (4,) or not np.isfinite(box).all():
-        raise ValueError(f"{where}: field '{field_name}' must be 4 finite numbers [x, y, w, h], got {value!r}")
-    if box[2] <= 0 or box[3] <= 0:
-        raise ValueError(f"{where}: field '{field_name}' has zero or negative size (w={box[2]:g}, h={box[3]:g})")
-    return box
 
 
 def _box_from_keypoints(kpts: np.ndarray, margin: float = 0.15) -> np.ndarray | None:
@@ -244,12 +234,12 @@ def _read_file(path: Path, pts: PoseTrackSet, frames: list[FrameInfo]) -> None:
                              f"numbers (x, y, v per joint), got {kpts.size} (shape {kpts.shape})")
         kpts = kpts.reshape(NUM_JOINTS, 3)
         if a.get("bbox") is not None:
-            box = _as_box(a["bbox"], where, "bbox")
+            box = parse_box(a["bbox"], where, "bbox")
         else:
             box = _box_from_keypoints(kpts)
             if box is None:
                 continue  # no box and fewer than 2 labeled joints: nothing to crop
-        head = _as_box(a["bbox_head"], where, "bbox_head") if a.get("bbox_head") is not None else None
+        head = parse_box(a["bbox_head"], where, "bbox_head") if a.get("bbox_head") is not None else None
         pts.annotations.setdefault(image_id, []).append(PersonAnnotation(
             ann_id=int(a.get("id", -1)), image_id=image_id, track_id=int(a.get("track_id", -1)),
             keypoints=kpts, bbox=box, bbox_head=head, source=path))
@@ -304,41 +294,7 @@ def load_posetrack(ann: str | Path | Sequence[str | Path], require_labels: bool 
 
 
 # ----------------------------------------------------------------------------------------------
-# images
-# ----------------------------------------------------------------------------------------------
-def read_rgb(path: str | Path, what: str = "") -> np.ndarray:
-    """Read an image file as ``H x W x 3`` uint8 RGB; a missing/unreadable file raises naming it."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"image file not found: {path}{what}")
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise ValueError(f"image file could not be decoded: {path}{what}")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-
-
-def normalize(frames: np.ndarray) -> torch.Tensor:
-    """``T x H x W x 3`` uint8 RGB -> float32 ``T x 3 x H x W`` ImageNet-normalised tensor."""
-    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div_(255.0)
-    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    return (x - mean) / std
-
-
-def denormalize(clip: torch.Tensor | np.ndarray) -> np.ndarray:
-    """Undo :func:`normalize`: ``T x 3 x H x W`` (or ``3 x H x W``) -> uint8 ``T x H x W x 3``
-    (or ``H x W x 3``) RGB."""
-    x = clip.detach().float().cpu().numpy() if isinstance(clip, torch.Tensor) else np.asarray(clip, np.float32)
-    single = x.ndim == 3
-    if single:
-        x = x[None]
-    x = x * np.array(IMAGENET_STD, np.float32).reshape(1, 3, 1, 1) + np.array(IMAGENET_MEAN, np.float32).reshape(1, 3, 1, 1)
-    out = np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
-    return out[0] if single else out
-
-
-# ----------------------------------------------------------------------------------------------
-# dataset
+# dataset (frames, crops and normalisation: ftp_pose.data.clips)
 # ----------------------------------------------------------------------------------------------
 @dataclass
 class AugmentConfig:
@@ -506,7 +462,7 @@ class PoseTrackClipDataset(Dataset):
         if flipped:
             m = compose_affine(flip_affine(in_w), m)
         ids = self.set.clip_ids(item.image_id, self.offsets)
-        crops = crop_frames(self._load_frames(ids), m, (in_w, in_h))
+        clip = crop_clip(self._load_frames(ids), m, self.input_size)
 
         joints = item.joints if item.joints is not None else np.zeros((NUM_JOINTS, 3), np.float32)
         xy = affine_points(joints[:, :2], m)
@@ -532,7 +488,7 @@ class PoseTrackClipDataset(Dataset):
             "key_index": int(self.key_index),
         }
         return {
-            "clip": normalize(np.stack(crops)),
+            "clip": clip,
             "heatmaps": torch.from_numpy(heatmaps),
             "target_weight": torch.from_numpy(weights),
             "meta": meta,

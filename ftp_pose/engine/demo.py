@@ -44,7 +44,10 @@ import cv2
 import numpy as np
 import torch
 
-from ftp_pose.errors import DataLayoutError, MissingFileError, UnreadableFileError
+from ftp_pose.clip import ClipLayout
+from ftp_pose.data.clips import box_affine, clip_frame_ids, crop_clip, read_rgb
+from ftp_pose.data.detections import load_frame_boxes
+from ftp_pose.errors import MissingFileError, UnreadableFileError
 
 _IMAGE_EXT = (".jpg", ".jpeg", ".png", ".bmp")
 
@@ -67,10 +70,7 @@ def open_frames(source: str | Path, max_frames: int | None = None) -> tuple[Iter
 
         def folder() -> Iterator[np.ndarray]:
             for p in files:
-                img = cv2.imread(str(p), cv2.IMREAD_COLOR)
-                if img is None:
-                    raise UnreadableFileError(f"cannot read frame image {p}")
-                yield cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+                yield read_rgb(p)
         return folder(), 25.0, len(files)
     cap = cv2.VideoCapture(str(source))
     ok, first = cap.read() if cap.isOpened() else (False, None)
@@ -102,52 +102,14 @@ def read_frames(source: str | Path, max_frames: int | None = None) -> tuple[list
     return list(it), fps
 
 
-def load_boxes(path: str | Path, n_frames: int, score_thresh: float = 0.3
-               ) -> dict[int, list[tuple[np.ndarray, float, int | None]]]:
-    """``(box [x, y, w, h], score, track_id or None)`` per frame index from a COCO-results json (see the
-    module docstring for the keys)."""
-    from ftp_pose.io import read_json
-
-    path = Path(path)
-    data = read_json(path)
-    if not isinstance(data, list):
-        raise DataLayoutError(f"{path}: boxes must be a json list of {{frame_index|image_id, bbox, score}}")
-    for i, d in enumerate(data):
-        if not isinstance(d, dict) or "bbox" not in d or not ("frame_index" in d or "image_id" in d):
-            raise DataLayoutError(f"{path}: entry #{i} needs 'bbox' and 'frame_index' or 'image_id'")
-    ids = [int(d["image_id"]) for d in data if "frame_index" not in d]
-    as_index = all(0 <= i < n_frames for i in ids)
-    order = {v: k for k, v in enumerate(sorted(set(ids)))}
-    out: dict[int, list[tuple[np.ndarray, float]]] = {}
-    for d in data:
-        if d.get("category_id", 1) != 1:
-            continue
-        score = float(d.get("score", 1.0))
-        if score < score_thresh:
-            continue
-        f = int(d["frame_index"]) if "frame_index" in d else \
-            (int(d["image_id"]) if as_index else order[int(d["image_id"])])
-        box = np.asarray(d["bbox"], np.float32)
-        if box.shape != (4,) or box[2] <= 0 or box[3] <= 0:
-            raise DataLayoutError(f"{path}: bad bbox {d['bbox']!r} (want [x, y, w, h] with w, h > 0)")
-        out.setdefault(f, []).append((box, score, d.get("track_id")))
-    return out
-
-
-def make_clip(window: dict[int, np.ndarray], t: int, box: np.ndarray, offsets: list[int],
+def make_clip(window: dict[int, np.ndarray], t: int, box: np.ndarray, layout: ClipLayout,
               input_size: tuple[int, int], enlarge: float = 1.25) -> tuple[torch.Tensor, np.ndarray]:
     """The ``T x 3 x H x W`` normalised clip of the box in frame ``t`` and its image -> input affine (2 x 3).
 
     ``window`` maps frame indices to frames (at least ``t``); a missing neighbour repeats frame ``t``.
     """
-    from ftp_pose.data import box_to_center_scale, crop_frames, get_affine_transform, normalize
-
-    in_h, in_w = input_size
-    center, scale = box_to_center_scale(box, aspect=in_w / in_h, enlarge=enlarge)
-    m = get_affine_transform(center, scale, 0.0, (in_w, in_h))
-    ids = [t + o if (t + o) in window else t for o in sorted(list(offsets) + [0])]
-    crops = crop_frames([window[i] for i in ids], m, (in_w, in_h))
-    return normalize(np.stack(crops)), m
+    m = box_affine(box, input_size, enlarge)
+    return crop_clip([window[i] for i in clip_frame_ids(t, layout, window.__contains__)], m, input_size), m
 
 
 def _draw_pose(img: np.ndarray, kpts: np.ndarray, thresh: float = 0.2) -> None:
@@ -223,16 +185,19 @@ def run_demo(video: str | Path, checkpoint: str | Path, *, boxes: str | Path | N
              score_thresh: float = 0.3, device: str = "auto", flip_test: bool = False,
              detector: str | Callable | None = "hog", detector_weights: str | Path | None = None,
              detector_arch: str = "fasterrcnn_resnet50_fpn", batch_frames: int = 8,
-             max_people_per_pass: int = 64, progress: bool = True) -> dict[str, Any]:
+             max_people_per_pass: int = 64, progress: bool = True, cuda_graphs: bool = True) -> dict[str, Any]:
     """Annotate ``video`` with the poses ``checkpoint`` predicts, streaming (see the module docstring).
 
     ``detector``: ``"hog"``, ``"torchvision"``, ``"none"`` or a callable ``frame -> (boxes N x 4, scores N)``;
-    ignored when ``boxes`` is given. Returns ``{"video", "frames" (png paths), "predictions" (json path),
+    ignored when ``boxes`` is given. On CUDA (and with ``cuda_graphs``) the model runs from captured
+    CUDA graphs, one per number of people in a pass (:mod:`ftp_pose.models.runner`): no launch
+    overhead at small batches. Returns ``{"video", "frames" (png paths), "predictions" (json path),
     "n_frames", "n_people", "n_tracks", "max_people_per_frame"}``.
     """
     from ftp_pose.data import invert_affine
     from ftp_pose.engine.distributed import resolve_device
-    from ftp_pose.engine.inference import heatmaps_to_predictions, model_from_checkpoint, predict_heatmaps
+    from ftp_pose.engine.checkpoint import model_from_checkpoint
+    from ftp_pose.engine.inference import heatmaps_to_predictions, predict_heatmaps
     from ftp_pose.engine.tracking import IoUTracker
     from ftp_pose.io import atomic_write
     from ftp_pose.metrics.posetrack_io import write_posetrack_predictions
@@ -245,11 +210,14 @@ def run_demo(video: str | Path, checkpoint: str | Path, *, boxes: str | Path | N
     frames, fps, n_total = open_frames(video, max_frames)
     dev = resolve_device(device)
     model, cfg = model_from_checkpoint(checkpoint, dev)
+    from ftp_pose.models.runner import make_runner
+
+    net = make_runner(model, dev, "cuda_graphs")[0] if cuda_graphs and dev.type == "cuda" else model
     input_size, heatmap_size = tuple(cfg.data.input_size), tuple(cfg.data.heatmap_size)
-    offsets = list(cfg.data.offsets)
-    key_index = sorted(offsets + [0]).index(0)
-    before, after = -min(offsets + [0]), max(offsets + [0])
-    per_frame = load_boxes(boxes, n_total or 10 ** 12, score_thresh) if boxes is not None else None
+    layout = ClipLayout(cfg.data.offsets)
+    key_index = layout.key_index
+    before, after = -layout.frames[0], layout.frames[-1]
+    per_frame = load_frame_boxes(boxes, n_total or 10 ** 12, score_thresh) if boxes is not None else None
     det = None if per_frame is not None else (
         detector if callable(detector) else
         make_detector(detector or "none", weights=detector_weights, arch=detector_arch, device=dev))
@@ -282,10 +250,10 @@ def run_demo(video: str | Path, checkpoint: str | Path, *, boxes: str | Path | N
             info = None
             if show_tokens:
                 try:
-                    _, info = model(clips, return_info=True)
+                    _, info = net(clips, return_info=True)
                 except TypeError:
                     info = None  # a model without token info: skeletons only
-            hm = predict_heatmaps(model, clips, flip_test=flip_test)
+            hm = predict_heatmaps(net, clips, flip_test=flip_test)
             metas = [{"image_id": p["t"], "affine": p["clips"][k][1], "box": p["people"][k][0],
                       "box_score": p["people"][k][1], "track_id": p["people"][k][2]} for p, k in chunk]
             preds = heatmaps_to_predictions(hm, metas, input_size=input_size, heatmap_size=heatmap_size)
@@ -340,7 +308,7 @@ def run_demo(video: str | Path, checkpoint: str | Path, *, boxes: str | Path | N
         def key_frame(t: int) -> None:
             ppl = people(t, window[t])
             pending.append({"t": t, "canvas": window[t].copy(), "people": ppl, "preds": [],
-                            "clips": [make_clip(window, t, b, offsets, input_size, cfg.data.box_enlarge)
+                            "clips": [make_clip(window, t, b, layout, input_size, cfg.data.box_enlarge)
                                       for b, _, _ in ppl]})
             for old in [i for i in window if i < t + 1 - before]:
                 del window[old]  # the next key frame's clip starts at t + 1 - before
@@ -396,13 +364,15 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, default=8, help="key frames inferred together (default 8)")
     parser.add_argument("--score-thresh", type=float, default=0.3, help="minimum --boxes score (default 0.3)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--no-cuda-graphs", dest="cuda_graphs", action="store_false",
+                        help="on CUDA, run the model eagerly instead of replaying CUDA graphs")
 
 
 def run_cli(args: argparse.Namespace) -> int:
     res = run_demo(args.video, args.checkpoint, boxes=args.boxes, out_dir=args.out, show_tokens=args.show_tokens,
                    max_frames=args.max_frames, score_thresh=args.score_thresh, device=args.device,
                    detector=args.detector, detector_weights=args.detector_weights, detector_arch=args.detector_arch,
-                   batch_frames=args.batch)
+                   batch_frames=args.batch, cuda_graphs=args.cuda_graphs)
     print(f"{res['n_frames']} frames, {res['n_people']} poses ({res['n_tracks']} tracks, at most "
           f"{res['max_people_per_frame']} per frame) -> {res['video']}")
     print(f"  predictions: {res['predictions']}")

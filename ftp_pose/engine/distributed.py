@@ -12,6 +12,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from ftp_pose.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -36,9 +38,9 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device '{name}' requested but CUDA is not available")
+        raise ConfigError(f"device '{name}' requested but CUDA is not available")
     if name not in ("cpu",) and not name.startswith("cuda"):
-        raise ValueError(f"unknown device '{name}' (use auto, cpu or cuda)")
+        raise ConfigError(f"unknown device '{name}' (use auto, cpu or cuda)")
     return torch.device(name)
 
 

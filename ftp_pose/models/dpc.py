@@ -37,15 +37,26 @@ Squared distances come from ``|x|^2 + |y|^2 - 2 x y^T`` (one matmul, clamped at 
 centring the tokens; for large ``B x N x N`` the distance matrix is built in row chunks
 (``chunk_size`` rows at a time: kNN via ``topk`` per chunk, ``delta`` via a masked min per
 chunk), so N = 3072 runs without materialising every ``B x N x N`` matrix at once.
+
+**Backends.** The code here is the reference and the CPU path. On CUDA, when triton imports,
+the density and delta come from the fused kernel of :mod:`ftp_pose.models.dpc_triton`, which
+streams distance tiles and never stores an ``N x N`` distance matrix; it implements the same
+formulas and tie rule (selection stays here), and differs from the reference only by float
+rounding (which can flip exact near-ties). ``FTP_POSE_DPC=reference`` forces this code
+everywhere (``auto`` is the default; ``triton`` forces the kernel, also on the CPU under
+``TRITON_INTERPRET=1``, for tests). Neither path syncs with the host (CUDA-graph friendly);
+``chunk_size`` only applies to the reference (the kernel needs no chunks).
 """
 from __future__ import annotations
 
 import math
+import os
 from typing import Callable
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
+
+from ftp_pose.models.upsample import interp_sparse, upsample_rows, upsample_tokens
 
 __all__ = ["dpc_knn_scores", "dpc_knn_scores_upsampled", "select_tokens", "gather_tokens", "prune_tokens", "num_kept", "DPCPruning"]
 
@@ -98,6 +109,38 @@ def dpc_knn_scores(
     return rho, delta, rho * delta
 
 
+#: environment switch for the DPC backend: ``auto`` (Triton kernel on CUDA when importable,
+#: else the reference), ``reference`` (always the PyTorch code) or ``triton`` (also on the CPU,
+#: which needs ``TRITON_INTERPRET=1``: only for tests)
+BACKEND_ENV = "FTP_POSE_DPC"
+
+
+def _triton_available() -> bool:
+    global _TRITON_OK
+    if _TRITON_OK is None:
+        try:
+            import ftp_pose.models.dpc_triton  # noqa: F401
+            _TRITON_OK = True
+        except Exception:  # no triton, or a triton that cannot load here
+            _TRITON_OK = False
+    return _TRITON_OK
+
+
+_TRITON_OK: bool | None = None
+
+
+def _use_triton(x: torch.Tensor) -> bool:
+    """Whether the fused Triton kernel computes the DPC of ``x`` (see :data:`BACKEND_ENV`)."""
+    mode = os.environ.get(BACKEND_ENV, "auto").strip().lower()
+    if mode == "reference":
+        return False
+    if mode == "triton":
+        return True
+    if mode != "auto":
+        raise ValueError(f"{BACKEND_ENV} must be auto, reference or triton, got {mode!r}")
+    return x.is_cuda and _triton_available()
+
+
 def _check_k_tau(k: int, tau: float | None, normalize: bool, c: int) -> float:
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
@@ -146,9 +189,12 @@ def _dpc_core(dist_rows: Callable[[int, int], torch.Tensor], b: int, n: int, k: 
 
     # pass 2: squared distance to the nearest denser token (sqrt taken on B x N only)
     delta_sq = torch.empty(b, n, device=device, dtype=torch.float32)
+    row_max = None if single else torch.empty(b, n, device=device, dtype=torch.float32)
     for s in range(0, n, rows_per):
         e = min(n, s + rows_per)
         d = d_full if single else rows(s, e)
+        if row_max is not None:
+            row_max[:, s:e] = d.amax(dim=-1)
         denser = rank.unsqueeze(1) < rank[:, s:e].unsqueeze(2)  # B x R x N: j denser than i
         delta_sq[:, s:e] = torch.where(denser, d, float("inf")).amin(dim=-1)
     # the densest token (no denser one): its largest distance to any token
@@ -156,11 +202,12 @@ def _dpc_core(dist_rows: Callable[[int, int], torch.Tensor], b: int, n: int, k: 
     if single:
         far = d_full.gather(1, top.view(b, 1, 1).expand(b, 1, n)).amax(dim=-1).squeeze(1)
     else:
-        far = torch.stack([dist_rows(int(t), int(t) + 1)[i, 0].amax() for i, t in enumerate(top.tolist())])
+        far = row_max.gather(1, top.view(b, 1)).squeeze(1)  # no host sync
     delta_sq.scatter_(1, top.view(b, 1), far.view(b, 1))
     return log_rho, delta_sq.clamp_min_(0.0).sqrt_()
 
 
+@torch.compiler.disable  # runs eagerly under torch.compile: short compiles, kernel launched as is
 @torch.no_grad()
 def _dpc_log_density_delta(
     x: torch.Tensor, k: int, tau: float | None, normalize: bool, chunk_size: int | None
@@ -176,6 +223,12 @@ def _dpc_log_density_delta(
         xf = xf - xf.mean(dim=1, keepdim=True)  # distances are translation invariant; better precision
         sq = (xf * xf).sum(-1)  # B x N
 
+        if _use_triton(x):
+            from ftp_pose.models.dpc_triton import identity_mix, mixed_gram_dpc
+
+            return mixed_gram_dpc(torch.bmm(xf, xf.transpose(1, 2)), *identity_mix(n, x.device), k, tau, scale,
+                                  num_mix=1)
+
         def dist_rows(s: int, e: int) -> torch.Tensor:
             d = _sq_dists(xf[:, s:e], xf, sq[:, s:e], sq)
             return d.mul_(scale) if scale != 1.0 else d
@@ -183,11 +236,7 @@ def _dpc_log_density_delta(
         return _dpc_core(dist_rows, b, n, k, tau, chunk_size, x.device)
 
 
-def _interp(x: torch.Tensor, factor: int, mode: str) -> torch.Tensor:
-    kw = {"align_corners": False} if mode == "bilinear" else {}
-    return F.interpolate(x, scale_factor=factor, mode=mode, **kw)
-
-
+@torch.compiler.disable  # runs eagerly under torch.compile: short compiles, kernel launched as is
 @torch.no_grad()
 def _dpc_upsampled_log_density_delta(
     low: torch.Tensor, grid_size: tuple[int, int], factor: int, mode: str, k: int, tau: float | None,
@@ -195,10 +244,13 @@ def _dpc_upsampled_log_density_delta(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """DPC of the ``(f*h) x (f*w)`` tokens obtained by interpolating ``low`` (``B x (h*w) x C``).
 
-    Interpolation is linear: ``X_up = W X`` with ``W`` the ``(f^2 h w) x (h w)`` interpolation
-    matrix, so the Gram matrix of the upsampled set is ``W (X X^T) W^T``: two interpolations of
-    the small ``(h w) x (h w)`` Gram matrix instead of an ``N x N x C`` product (about 100x fewer
-    FLOPs for 3072 tokens of width 768). Same result as running DPC on the upsampled tokens.
+    Interpolation is linear: ``X_up = W X`` with ``W`` the ``N x m`` interpolation matrix
+    (:mod:`ftp_pose.models.upsample`, ``N = f^2 h w``, ``m = h w``), so the Gram matrix of the
+    upsampled set is ``W G W^T`` with ``G = X X^T`` the small ``m x m`` Gram matrix: two
+    applications of ``W`` (matmuls on CUDA, ``F.interpolate`` on the CPU) instead of an
+    ``N x N x C`` product (about 100x fewer FLOPs for 3072 tokens of width 768). Same result as
+    running DPC on the upsampled tokens. On the Triton path the kernel reads ``W G``
+    (``B x N x m``) and mixes its <= 4 entries per distance.
     """
     if low.dim() != 3:
         raise ValueError(f"expected low-resolution tokens B x N x C, got shape {tuple(low.shape)}")
@@ -208,25 +260,27 @@ def _dpc_upsampled_log_density_delta(
         raise ValueError(f"{m} tokens do not form a {h} x {w} grid")
     tau = _check_k_tau(k, tau, normalize, c)
     scale = 1.0 / c if normalize else 1.0
-    hh, ww = h * factor, w * factor
-    n = hh * ww
     with torch.autocast(device_type=low.device.type, enabled=False):
         xf = low.detach().float()
         xf = xf - xf.mean(dim=1, keepdim=True)  # interpolation weights sum to 1: centring commutes
-        up = _interp(xf.transpose(1, 2).reshape(b, c, h, w), factor, mode).reshape(b, c, n)
-        sq = (up * up).sum(1)  # B x N
         gram = torch.bmm(xf, xf.transpose(1, 2))  # B x m x m
+        if _use_triton(low):
+            from ftp_pose.models.dpc_triton import mixed_gram_dpc
 
-        def interp_last(t: torch.Tensor) -> torch.Tensor:
-            # B x R x m -> B x R x N, interpolating each row as a 1-channel h x w image
-            r = t.shape[1]
-            return _interp(t.reshape(b * r, 1, h, w), factor, mode).reshape(b, r, n)
-
-        gw = interp_last(gram).transpose(1, 2).contiguous()  # (G W^T)^T = W G: B x N x m
+            # W G by the matrix product also off CUDA (interpreter tests): equal rows of W (the
+            # border copies) then give bitwise-equal rows of W G, so copies tie exactly
+            gw = upsample_rows(gram, grid_size, factor, mode, method="matmul").transpose(1, 2)
+            return mixed_gram_dpc(gw, *interp_sparse(grid_size, factor, mode, low.device), k, tau, scale,
+                                  num_mix=4 if mode == "bilinear" else 1)
+        # W G = (G W^T)^T (G is symmetric): B x N x m
+        gw = upsample_rows(gram, grid_size, factor, mode).transpose(1, 2).contiguous()
+        n = gw.shape[1]
+        up = upsample_tokens(xf, grid_size, factor, mode)  # B x N x C
+        sq = (up * up).sum(-1)  # B x N
 
         def dist_rows(s: int, e: int) -> torch.Tensor:
-            # rows s:e of W G W^T = interpolation of (W G)[s:e] over its last index
-            g = interp_last(gw[:, s:e])
+            # rows s:e of W G W^T
+            g = upsample_rows(gw[:, s:e], grid_size, factor, mode)
             d = (sq[:, s:e].unsqueeze(2) + sq.unsqueeze(1)).sub_(g, alpha=2.0).clamp_min_(0.0)
             return d.mul_(scale) if scale != 1.0 else d
 

@@ -5,6 +5,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ftp_pose.models.upsample import upsample_tokens
+
 __all__ = ["TokenPoseHead", "SimpleUpsampleHead"]
 
 
@@ -43,6 +45,10 @@ class SimpleUpsampleHead(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n, c = x.shape
         h, w = self.grid_size
-        x = self.norm(x).transpose(1, 2).reshape(b, c, h, w)
-        x = F.interpolate(x, scale_factor=self.factor, mode="bilinear", align_corners=False)
+        if n != h * w:
+            raise ValueError(f"SimpleUpsampleHead expects B x {h * w} x C tokens, got {tuple(x.shape)}")
+        # bilinear x factor (align_corners=False; one matmul on CUDA), B x (fh*fw) x C, seen without a
+        # copy as B x C x fh x fw (channels-last memory on CUDA, the F.interpolate output on the CPU)
+        x = upsample_tokens(self.norm(x), self.grid_size, self.factor, "bilinear")
+        x = x.reshape(b, h * self.factor, w * self.factor, c).permute(0, 3, 1, 2)
         return self.conv(F.relu(x))

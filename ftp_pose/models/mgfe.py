@@ -27,11 +27,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from timm.layers import trunc_normal_
 
 from ftp_pose.models.blocks import make_blocks
 from ftp_pose.models.dpc import DPCPruning
+from ftp_pose.models.upsample import MODES, upsample_tokens
 
 __all__ = ["sincos_pos_embed_2d", "LowResolutionBranch", "HighResolutionUpsample", "MultiGrainedEncoder"]
 
@@ -72,7 +72,7 @@ class HighResolutionUpsample(nn.Module):
 
     def __init__(self, dim: int, grid_size: tuple[int, int], factor: int = 4, mode: str = "bilinear") -> None:
         super().__init__()
-        if mode not in ("bilinear", "nearest"):
+        if mode not in MODES:
             raise ValueError(f"upsample mode must be 'bilinear' or 'nearest', got {mode!r}")
         self.grid_size, self.factor, self.mode = tuple(grid_size), int(factor), mode
         self.proj = nn.Linear(dim, dim)
@@ -82,16 +82,9 @@ class HighResolutionUpsample(nn.Module):
         return self.grid_size[0] * self.factor, self.grid_size[1] * self.factor
 
     def interpolate(self, x: torch.Tensor) -> torch.Tensor:
-        """``B x (h*w) x C -> B x (f*h * f*w) x C``, row-major."""
-        b, n, c = x.shape
-        h, w = self.grid_size
-        x = x.transpose(1, 2).reshape(b, c, h, w)
-        kw = {"align_corners": False} if self.mode == "bilinear" else {}
-        x = F.interpolate(x, scale_factor=self.factor, mode=self.mode, **kw)
-        return x.flatten(2).transpose(1, 2)
+        """``B x (h*w) x C -> B x (f*h * f*w) x C``, row-major (:func:`~ftp_pose.models.upsample.upsample_tokens`)."""
+        return upsample_tokens(x, self.grid_size, self.factor, self.mode)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.interpolate(self.proj(x))
 
 
 class MultiGrainedEncoder(nn.Module):
@@ -123,14 +116,14 @@ class MultiGrainedEncoder(nn.Module):
     def forward(self, tokens: torch.Tensor, return_scores: bool = False) -> dict[str, torch.Tensor]:
         """``tokens``: backbone output ``B x T x N x C``.
 
-        Returns ``{"f_l": B x M_l x C, "kept_index_l": B x M_l, "lr_tokens": B x T*N x C,
+        Returns ``{"f_l": B x M_l x C, "kept_index_l": B x M_l,
         ["f_h": B x M_h x C, "kept_index_h": B x M_h, "hr_grid": B x 3072 x C]}`` plus
         ``rho_*, delta_*, score_*`` (``B x 576`` / ``B x 3072``) when ``return_scores``.
         """
         out: dict[str, torch.Tensor] = {}
         lr = self.lrb(tokens)
         kept_l, idx_l, scores_l = self.prune_l(lr, return_scores=return_scores)
-        out.update(lr_tokens=lr, kept_index_l=idx_l, f_l=self.run_refine(kept_l))
+        out.update(kept_index_l=idx_l, f_l=self.run_refine(kept_l))
         if scores_l is not None:
             out.update(rho_l=scores_l[0], delta_l=scores_l[1], score_l=scores_l[2])
         if self.use_hrb:

@@ -18,32 +18,24 @@ and drops the simple head: 77.0M (paper: 78M). Pretrained ViT blocks are mapped 
 ViT block i -> backbone block i (i < depth), then the LRB blocks, then the refinement blocks
 (see :func:`load_pretrained`).
 
-Cost, measured with ``python -m ftp_pose bench --backbone base`` (FlopCounterMode, GFLOPs per
-3-frame sample; backbone 51.6, LRB 18.4 in every variant)::
-
-    variant        params   GFLOPs   refine   fusion   head   DPC
-    baseline       71.9M     89.1     18.4      -      0.7     -
-    multigrained   77.1M    298.4    163.3     64.8    0.1     -
-    ftp_pose       77.1M    118.7     18.9     28.9    0.1    0.6
-
-So pruning cuts the multigrained model's FLOPs 2.5x (the refinement of 3072 + 576 tokens,
-with attention over the 3072 HR tokens, becomes 512 + 96 tokens; the fusion keys shrink from
-3648 to 608). It can NOT make ``ftp_pose`` cheaper than ``baseline`` (the paper's +93.8 % FPS):
-``ftp_pose`` runs the same backbone and spatio-temporal blocks as the baseline, then refines
-512 + 96 = 608 tokens where the baseline refines 576, and adds the fusion on the 64 x 48 grid
-(28.9 GFLOPs). Whatever the block counts, ftp_pose >= baseline in FLOPs under the described
-structure; only a deliberately expensive baseline head could change that, which we do not do.
+Cost (measured numbers live in the README's Table II section, made by ``python -m ftp_pose
+bench``): pruning shrinks the refinement from 3072 + 576 tokens, with attention over the 3072 HR
+tokens, to ``ceil(3072 / eps_h) + ceil(576 / eps_l)`` tokens, and the fusion keys likewise. It
+can NOT make ``ftp_pose`` cheaper than ``baseline`` (the paper's +93.8 % FPS): ``ftp_pose`` runs
+the same backbone and spatio-temporal blocks as the baseline, then refines 512 + 96 = 608 tokens
+(eps 6/6) where the baseline refines 576, and adds the fusion on the 64 x 48 grid. Whatever the
+block counts, ftp_pose >= baseline in FLOPs under the described structure; only a deliberately
+expensive baseline head could change that, which we do not do.
 
 The DPC selection of the 3072 HR tokens is computed exactly from the 192 low-resolution tokens
-(:func:`ftp_pose.models.dpc.dpc_knn_scores_upsampled`), about 100x fewer FLOPs than distances
-between the 3072 upsampled tokens (14.5 GFLOPs at width 768); its remaining cost is a few
-memory-bound passes over the ``B x 3072 x 3072`` distance matrix.
+(:func:`ftp_pose.models.dpc.dpc_knn_scores_upsampled`; on CUDA the fused kernel of
+:mod:`ftp_pose.models.dpc_triton`), never from distances between 3072 tokens of width C.
 """
 from __future__ import annotations
 
 import logging
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn as nn
@@ -87,7 +79,6 @@ class FTPPoseConfig:
     num_joints: int = 17
     drop_path_rate: float = 0.0
     pretrained: str | None = None       #: checkpoint path or timm model name, loaded by build_model
-    extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.img_size = tuple(int(v) for v in self.img_size)  # type: ignore[assignment]
