@@ -50,10 +50,11 @@ class NotebookSettings:
 
 def settings() -> NotebookSettings:
     """Read ``FTP_POSE_QUICK`` / ``FTP_POSE_TINY`` and return the notebook sizes."""
+    from ftp_pose.models.variants import QUICK_BACKBONE
+
     if quick_mode():
         return NotebookSettings(
-            mode="quick", device="cpu", backbone="tiny",
-            model_overrides=dict(embed_dim=96, num_heads=4, depth=2, lrb_depth=1, refine_depth=1),
+            mode="quick", device="cpu", backbone=QUICK_BACKBONE,  # the model of configs/quick_cpu.yaml
             train_config="configs/quick_cpu.yaml", synth_videos=32, synth_frames=10,
             n_examples=2, repeats=2,
         )

@@ -96,12 +96,11 @@ def crop_images(clip: Any, size: tuple[int, int] = DISPLAY_SIZE) -> list[np.ndar
 
 def predicted_joints(heatmaps: Any, input_size: tuple[int, int]) -> np.ndarray:
     """``1 x J x h x w`` heatmaps -> ``J x 3`` (x, y in input-crop pixels, heatmap maximum)."""
-    from ftp_pose.data import decode_heatmaps, heatmap_to_input
+    from ftp_pose.data import HeatmapCodec
 
     hm = heatmaps.detach().float().cpu().numpy() if hasattr(heatmaps, "detach") else np.asarray(heatmaps)
-    coords, maxvals = decode_heatmaps(hm, refine="dark")
-    xy = heatmap_to_input(coords[0], input_size, hm.shape[-2:])
-    return np.concatenate([xy, maxvals[0][:, None]], axis=1)
+    xy, maxvals = HeatmapCodec(input_size, tuple(hm.shape[-2:])).decode(hm, refine="dark")
+    return np.concatenate([xy[0], maxvals[0][:, None]], axis=1)
 
 
 def coverage_distance(tokens: Any, kept_index: Any) -> float:
