@@ -40,6 +40,8 @@ def test_shipped_quick_checkpoint_is_small_complete_and_from_the_quick_config() 
     assert "optimizer" not in ckpt and "rng" not in ckpt  # weights, config and metrics only
     assert _recipe(ckpt["config"]) == _recipe(load_config(QUICK_CONFIG).to_dict())
     assert ckpt["best_ap"] > MIN_QUICK_AP
+    val = [r for r in ckpt["history"] if r["kind"] == "val"]  # the run's metrics.csv travels along
+    assert val and float(val[-1]["ap_mean"]) == pytest.approx(ckpt["metrics"]["Mean"], abs=1e-4)
     assert quick_checkpoint(train_if_missing=False) == QUICK_WEIGHTS
 
 

@@ -125,14 +125,22 @@ def completed_checkpoint(run_dir: str | Path, name: str = "best.pt") -> Path | N
 def export_weights(src: str | Path, dst: str | Path, dtype: torch.dtype | None = None) -> Path:
     """Write the inference part of a training checkpoint (model weights, config, metrics) to ``dst``.
 
-    No optimizer or RNG states: a few MB for the quick model. ``dtype`` (e.g. ``torch.float16``)
-    stores floating weights in that type; :func:`load_checkpoint` readers cast them back.
+    No optimizer or RNG states: a few MB for the quick model. The run's ``metrics.csv`` beside
+    ``src`` (loss and validation AP per step/epoch) travels along as ``history``, a list of row
+    dicts of strings. ``dtype`` (e.g. ``torch.float16``) stores floating weights in that type;
+    :func:`load_checkpoint` readers cast them back.
     """
+    import csv
+
     ckpt = load_checkpoint(src)
     model = ckpt["model"]
     if dtype is not None:
         model = {k: v.to(dtype) if v.is_floating_point() else v for k, v in model.items()}
     keep = {k: ckpt[k] for k in ("config", "metrics", "epoch", "global_step", "best_ap") if k in ckpt}
+    log = Path(src).parent / "metrics.csv"
+    if log.is_file():
+        with open(log, newline="") as f:
+            keep["history"] = [dict(row) for row in csv.DictReader(f)]
     return save_checkpoint(dst, {"model": model, **keep})
 
 
