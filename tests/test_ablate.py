@@ -84,3 +84,12 @@ def test_presets_and_grids() -> None:
     assert len(ablate.configurations(3, "full")) == 16 and len(ablate.configurations(3, "cross")) == 7
     with pytest.raises(ValueError):
         ablate.configurations(4)
+
+
+def test_remeasured_speed_replaces_after_training_numbers(quick_run: dict, tmp_path: Path) -> None:
+    sp = ablate.remeasure_speed([2], "quick", quick_run["cache"], rounds=2)
+    assert set(sp["configs"]) == set(T2) and all(len(v["clips_per_s_rounds"]) == 2 for v in sp["configs"].values())
+    res = ablate.write_tables(2, "quick", [0], quick_run["cache"], figures=tmp_path)
+    for r in res["rows"]:
+        assert r["clips_per_s"] == sp["configs"][r["name"]]["clips_per_s"] and "interleaved" in r["speed_source"]
+        assert r["clips_per_s_after_training"] > 0

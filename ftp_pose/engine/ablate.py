@@ -13,7 +13,9 @@ resumable from its ``last.pt``), then the AP table of the final model on the val
 training device, after training). The result is written atomically to
 ``<out>/results/<config>_s<seed>.json``; a configuration whose json exists (with the same recipe
 hash) is skipped, so a killed or repeated run resumes where it stopped. ftp_pose with eps 6/6 is
-one configuration shared by both tables.
+one configuration shared by both tables. On a shared machine the after-training speed is noisy;
+``--remeasure-speed R`` re-times all configurations back to back, interleaved over R rounds
+(:func:`remeasure_speed`, ``<out>/speed.json``), and the tables then use those medians.
 
 Outputs (in ``ftp_pose.paths.figures_dir()``, i.e. ``$FTP_POSE_FIGURES`` or ``figures/``):
 ``table2.{md,json}``, ``table3.{md,json}``, ``table3.png`` (our grid beside the paper's). Missing
@@ -36,8 +38,8 @@ from typing import Any
 
 from ftp_pose.io import read_json, write_json, write_text
 
-__all__ = ["PRESETS", "TABLE3_GRIDS", "configurations", "run_ablation", "write_tables", "add_cli_arguments",
-           "run_cli"]
+__all__ = ["PRESETS", "TABLE3_GRIDS", "configurations", "run_ablation", "remeasure_speed", "write_tables",
+           "add_cli_arguments", "run_cli"]
 
 AP_COLUMNS = ("Head", "Shoulder", "Elbow", "Wrist", "Hip", "Knee", "Ankle", "Mean")
 EPS = (1, 3, 6, 10)
@@ -256,6 +258,60 @@ def run_config(preset_name: str, conf: dict[str, Any], seed: int, out: Path) -> 
     return {**record, "cached": False}
 
 
+def remeasure_speed(tables: list[int], preset_name: str, out: Path, grid: str | None = None,
+                    rounds: int = 5) -> dict[str, Any]:
+    """Re-time every configuration of ``tables`` back to back, interleaved over ``rounds`` rounds.
+
+    The speed measured right after each training depends on what else the (shared) machine was doing
+    at that moment; here each round times every configuration once (seed-0 checkpoint, the same val
+    clips), and the median over rounds is kept, so a load change hits all configurations alike.
+    Written to ``<out>/speed.json``; :func:`write_tables` prefers it to the after-training numbers.
+    """
+    import torch
+
+    from ftp_pose.bench import count_flops, device_name, time_forward
+    from ftp_pose.engine.inference import model_from_checkpoint
+    from ftp_pose.engine.train import build_dataset
+
+    preset = PRESETS[preset_name]
+    rh = recipe_hash(preset)
+    grid = grid or preset["table3_grid"]
+    confs = {c["name"]: c for t in tables for c in configurations(t, grid)}
+    bench = preset["bench"]
+    models, clips = {}, None
+    for name in confs:
+        ckpt = out / "train" / f"{name}_s0_{rh}" / "last.pt"
+        if not ckpt.is_file():
+            _log(f"speed: {name}: no seed-0 checkpoint ({ckpt}), skipped")
+            continue
+        models[name], cfg = model_from_checkpoint(ckpt, "cpu")
+        if clips is None:
+            val = build_dataset(cfg, "val")
+            n = min(len(val), int(bench["throughput_batch"]))
+            clips = torch.stack([torch.as_tensor(val[i]["clip"]) for i in range(n)])
+    per: dict[str, dict[str, list[float]]] = {n: {"latency_ms": [], "clips_per_s": []} for n in models}
+    for r in range(rounds):
+        for name, model in models.items():
+            lat = statistics.median(time_forward(model, clips[:1], bench["warmup"], bench["repeats"], amp=False))
+            thr = statistics.median(time_forward(model, clips, bench["warmup"], bench["repeats"], amp=False))
+            per[name]["latency_ms"].append(round(lat, 3))
+            per[name]["clips_per_s"].append(round(1000.0 * len(clips) / thr, 2))
+        _log(f"speed: round {r + 1}/{rounds} done")
+    result = {"recipe_hash": rh, "device": device_name(torch.device("cpu")), "threads": torch.get_num_threads(),
+              "rounds": rounds, "throughput_batch": 0 if clips is None else len(clips),
+              "method": "seed-0 checkpoints, all configurations timed once per round, median over rounds",
+              "configs": {n: {"latency_ms": statistics.median(v["latency_ms"]),
+                              "clips_per_s": statistics.median(v["clips_per_s"]),
+                              "gflops": round(count_flops(models[n], clips[:1])[0] / 1e9, 4),
+                              "latency_ms_rounds": v["latency_ms"], "clips_per_s_rounds": v["clips_per_s"]}
+                          for n, v in per.items()}}
+    old = read_json(out / "speed.json") if (out / "speed.json").is_file() else {}
+    if old.get("recipe_hash") == rh:   # keep configurations of the other table
+        result["configs"] = {**old.get("configs", {}), **result["configs"]}
+    write_json(out / "speed.json", result)
+    return result
+
+
 # ----------------------------------------------------------------------------- tables
 
 def _mean_std(vals: list[float]) -> tuple[float | None, float | None]:
@@ -329,11 +385,23 @@ def write_tables(table: int, preset_name: str, seeds: list[int], out: Path, grid
                 recs.append(r)
         all_records += recs
         rows[conf["name"]] = _aggregate(conf, recs)
+    speed = read_json(out / "speed.json") if (out / "speed.json").is_file() else {}
+    speed = speed if speed.get("recipe_hash") == rh else {}
+    for name, r in rows.items():
+        r["speed_source"] = "after training (mean over seeds)"
+        sp = speed.get("configs", {}).get(name)
+        if sp:
+            r["clips_per_s_after_training"], r["latency_ms_after_training"] = r["clips_per_s"], r["latency_ms"]
+            r["clips_per_s"], r["latency_ms"] = sp["clips_per_s"], sp["latency_ms"]
+            r["clips_per_s_rounds"] = sp["clips_per_s_rounds"]
+            r["speed_source"] = f"interleaved re-measurement ({speed['rounds']} rounds, median)"
     header = {"table": table, "preset": preset_name, "preset_note": preset["note"], "recipe_hash": rh,
               "seeds": seeds, "device": _device_line(all_records), "missing": missing,
               "complete": not missing, "cache": str(out), "recipe": {k: preset.get(k) for k in ("synthetic", "train", "bench")},
-              "speed_note": ("clips/s: inference at the throughput batch on val clips, latency: batch 1; measured "
-                             "after each training on the same device (shared machine: expect noise)"),
+              "speed_note": ("clips/s: inference at the throughput batch on val clips, latency: batch 1, on the "
+                             "training device; "
+                             + (f"from {out / 'speed.json'}: {speed.get('method')} ({speed.get('rounds')} rounds)"
+                                if speed else "measured right after each training (a shared machine: noisy)")),
               "paper_source": paper.CITATION}
     if table == 2:
         names = {"baseline": "baseline", "multigrained": "multigrained", "ftp_pose_h6_l6": "ftp_pose"}
@@ -403,6 +471,7 @@ def write_tables(table: int, preset_name: str, seeds: list[int], out: Path, grid
         paper.save_eps_grids([(grid_ours, f"ours ({preset_name}, {len(seeds)} seed{'s' if len(seeds) > 1 else ''})"),
                               (paper_grid, "paper (PoseTrack2017 val)")], figures / "table3.png",
                              suptitle=f"Table III: mean AP over eps_h x eps_l; device {header['device']}")
+    lines += ["", f"Speed: {header['speed_note']}."]
     if missing:
         lines += ["", f"Missing (n/a above): {', '.join(missing)}."]
     write_text(figures / f"table{table}.md", "\n".join(lines) + "\n")
@@ -413,7 +482,7 @@ def write_tables(table: int, preset_name: str, seeds: list[int], out: Path, grid
 # ----------------------------------------------------------------------------- driver
 
 def run_ablation(table: int, preset: str = "cpu", seeds: int = 1, out: str | Path | None = None,
-                 grid: str | None = None, train: bool = True) -> dict[str, Any]:
+                 grid: str | None = None, train: bool = True, remeasure: int = 0) -> dict[str, Any]:
     """Run (or reuse) every configuration x seed of ``table``, then write the tables.
 
     Returns the table's json plus ``ran`` / ``cached`` counts.
@@ -432,6 +501,8 @@ def run_ablation(table: int, preset: str = "cpu", seeds: int = 1, out: str | Pat
             rec = run_config(preset, conf, s, out)
             cached += bool(rec["cached"])
             ran += not rec["cached"]
+    if remeasure:
+        remeasure_speed([table], preset, out, grid, rounds=remeasure)
     result = write_tables(table, preset, seed_list, out, grid)
     _log(f"table {table}: {ran} trained, {cached} cached, {len(result['missing'])} missing")
     return {**result, "ran": ran, "cached": cached}
@@ -448,11 +519,15 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=None, help="cache folder (default runs/ablate_<preset>)")
     parser.add_argument("--no-train", action="store_true",
                         help="only write the tables from cached results (missing cells n/a)")
+    parser.add_argument("--remeasure-speed", type=int, default=0, metavar="ROUNDS",
+                        help="re-time all configurations back to back (seed-0 checkpoints, interleaved over "
+                             "ROUNDS rounds, median) before writing the tables; 0 = off")
 
 
 def run_cli(args: argparse.Namespace) -> int:
     for t in args.table:
-        res = run_ablation(t, args.preset, args.seeds, args.out, args.grid, train=not args.no_train)
+        res = run_ablation(t, args.preset, args.seeds, args.out, args.grid, train=not args.no_train,
+                           remeasure=args.remeasure_speed)
         print(f"table {t}: {res['ran']} trained, {res['cached']} cached, missing {len(res['missing'])}; "
               f"wrote table{t}.md/.json{' and table3.png' if t == 3 else ''}")
     return 0
