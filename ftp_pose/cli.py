@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("ftp_pose.engine.evaluate", "run a checkpoint on a set, or score prediction jsons"),
     "bench": ("ftp_pose.bench", "params, GFLOPs, latency and FPS of the variants side by side"),
     "demo": ("ftp_pose.engine.demo", "run a checkpoint on a video and write an annotated video"),
+    "ablate": ("ftp_pose.engine.ablate", "reproduce Table II / III by training each configuration (cached)"),
 }
 
 

@@ -17,6 +17,31 @@ A person with no visible joint in a frame gets no annotation there. ``bbox`` is 
 visible joints enlarged by 12 % of its size on every side (at least 4 % of the body height),
 clipped to the image; ``bbox_head`` is the box of the head ellipse.
 
+Ablation benchmark options (all off by default; :data:`ABLATION_BENCHMARK` bundles them as
+``python -m ftp_pose ablate`` uses them). They make the mechanisms the paper's Tables II/III are
+about matter, and they draw from a separate random stream (``SeedSequence([seed, split, video,
+1])``), so with every option off the files are byte-identical to a set rendered without them:
+
+* ``height=(lo, hi)``: person height as a fraction of the frame height (overrides the
+  difficulty's); with a small ``size`` this gives small people whose wrists/ankles span a few
+  pixels, so localising them needs the fine (high-resolution) token grid, not 16-pixel patches.
+* ``side_cue="view"``: left and right limbs get the *same* colour (one random hue per person), so
+  left/right is no longer written in colour. It follows from the pose context only, as in real
+  footage: a person seen from the front (face drawn) has their left side on the image right, a
+  person seen from the back (hair drawn) on the image left. Unlike the colour cue this is
+  consistent under horizontal flipping, so flip augmentation and the flip test are valid.
+  ``"colour"`` (default) keeps left blue/cyan and right orange/red.
+* ``key_occlusion=p``: in a frame, with probability ``p``, a textured patch is pasted over one
+  limb joint (elbow, wrist, knee or ankle) of one person. Only that frame is hit, never two
+  consecutive frames, so the neighbours at offsets -1/+1 show the joint. The covered joint
+  *keeps* its label (``v = 1``, its true position): the model has to infer it from the body
+  context and the neighbour frames — the temporal evidence the LRB/HRB aggregate.
+* ``key_blur=p``: in a frame, with probability ``p`` (again never two consecutive frames), a
+  strong motion blur (kernel 11-17 px) smears the whole frame; labels are unchanged.
+* ``distractors=n``: ``n`` static limb-like sticks per video (two thick segments in limb colours
+  ending in a skin-coloured "hand") drawn into the background: clutter that looks like body
+  parts, the redundant/noisy tokens DPC-KNN token pruning is meant to drop.
+
 Layout written under ``out_dir`` (like PoseTrack 2018)::
 
     images/<split>/<vid>/000000.jpg ...
@@ -52,6 +77,11 @@ DIFFICULTIES: dict[str, dict] = {
                    clutter_sat=140),
     "hard": dict(height=(0.25, 0.70), occluder_prob=0.7, blur_prob=0.3, clutter=20, back_prob=0.3, clutter_sat=255),
 }
+
+#: The option bundle of the ablation benchmark (``python -m ftp_pose ablate``; see the module docstring).
+ABLATION_BENCHMARK: dict = dict(difficulty="medium", height=(0.3, 0.6), side_cue="view", key_occlusion=0.3,
+                                key_blur=0.15, distractors=6)
+SIDE_CUES = ("colour", "view")
 
 _SUB = 4                # cv2 sub-pixel drawing: coordinates in 1/16 pixel
 _SUBF = float(1 << _SUB)
@@ -299,6 +329,59 @@ def _motion_blur(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return cv2.filter2D(img, -1, k, borderType=cv2.BORDER_REFLECT)
 
 
+def _geometry_side_colours(style: _Style, xrng: np.random.Generator) -> None:
+    """``side_cue="view"``: one random limb hue for both sides (left/right only from the view)."""
+    hue = float(xrng.uniform(0, 360))
+    up = _hsv(hue, xrng.uniform(150, 255), xrng.uniform(170, 255))
+    lo = _hsv(hue + xrng.uniform(-10, 10), xrng.uniform(150, 255), xrng.uniform(110, 180))
+    style.colors.update(left_upper=up, right_upper=up, left_lower=lo, right_lower=lo)
+
+
+def _draw_distractors(img: np.ndarray, xrng: np.random.Generator, n: int, height: tuple[float, float]) -> None:
+    """``n`` static limb-like sticks (upper + lower segment, a hand disc) into ``img``, in place."""
+    h, w = img.shape[:2]
+    skins = [(255, 219, 172), (241, 194, 125), (224, 172, 105), (198, 134, 66), (141, 85, 36)]
+    for _ in range(n):
+        hp = float(xrng.uniform(*height)) * h
+        a = np.array([xrng.uniform(0, w), xrng.uniform(0, h)])
+        ang = xrng.uniform(0, 2 * np.pi)
+        b = a + 0.16 * hp * np.array([math.cos(ang), math.sin(ang)])
+        ang += math.radians(xrng.uniform(-70, 70))
+        c = b + 0.15 * hp * np.array([math.cos(ang), math.sin(ang)])
+        hue = float(xrng.uniform(0, 360))
+        for p0, p1, th, v in ((a, b, 0.055, 220), (b, c, 0.045, 150)):
+            cv2.line(img, _pt(p0), _pt(p1), _hsv(hue, xrng.uniform(150, 255), v), max(1, int(round(th * hp))),
+                     cv2.LINE_AA, _SUB)
+        cv2.circle(img, _pt(c), max(1, int(round(0.028 * hp * _SUBF))), skins[int(xrng.integers(5))], -1,
+                   cv2.LINE_AA, _SUB)
+
+
+def _occlude_joint(img: np.ndarray, xrng: np.random.Generator, joints: np.ndarray, hp: float) -> None:
+    """Paste a textured patch over one limb joint (elbow, wrist, knee or ankle), in place."""
+    h, w = img.shape[:2]
+    q = int(xrng.choice([7, 8, 9, 10, 13, 14, 15, 16]))
+    cx, cy = joints[q] + xrng.normal(0, 0.02 * hp, 2)
+    r = float(xrng.uniform(0.07, 0.11)) * hp
+    x0, x1 = int(max(0, cx - r)), int(min(w, cx + r + 1))
+    y0, y1 = int(max(0, cy - r)), int(min(h, cy + r + 1))
+    if x1 <= x0 or y1 <= y0:
+        return
+    color = np.array(_hsv(xrng.uniform(0, 360), xrng.uniform(0, 120), xrng.uniform(50, 210)), np.float32)
+    patch = color[None, None] * (1.0 + 0.1 * np.sin(np.arange(x1 - x0) / 2.0))[None, :, None]
+    img[y0:y1, x0:x1] = np.clip(patch + xrng.normal(0, 6, (y1 - y0, x1 - x0, 3)), 0, 255).astype(np.uint8)
+
+
+def _strong_blur(img: np.ndarray, xrng: np.random.Generator) -> np.ndarray:
+    n = int(xrng.integers(11, 18))
+    k = np.zeros((n, n), np.float32)
+    ang = xrng.uniform(0, np.pi)
+    c = (n - 1) / 2
+    cv2.line(k, (int(round(c - c * math.cos(ang))), int(round(c - c * math.sin(ang)))),
+             (int(round(c + c * math.cos(ang))), int(round(c + c * math.sin(ang)))), 1.0, 1)
+    k /= k.sum()
+    return cv2.filter2D(img, -1, k, borderType=cv2.BORDER_REFLECT)
+
+
 def _categories() -> list[dict]:
     return [{"supercategory": "person", "id": 1, "name": "person", "keypoints": list(JOINT_NAMES),
              "skeleton": [[a + 1, b + 1] for a, b in SKELETON]}]
@@ -306,12 +389,21 @@ def _categories() -> list[dict]:
 
 def _render_video(rng: np.random.Generator, vid_num: int, split: str, n_frames: int, size: tuple[int, int],
                   people: tuple[int, int], cfg: dict, out_dir: Path, jpeg_quality: int,
-                  bar: tqdm | None, draw_people: bool = True) -> dict:
+                  bar: tqdm | None, draw_people: bool = True, xrng: np.random.Generator | None = None,
+                  extra: dict | None = None) -> dict:
     w, h = size
     vid = f"{vid_num:06d}"
+    extra = extra or {}
     bg = _background(rng, size, cfg)
     n_people = int(rng.integers(people[0], people[1] + 1))
     persons = [_Person(_sample_style(rng, size, cfg)) for _ in range(n_people)]
+    if xrng is not None:
+        if extra.get("distractors", 0):
+            _draw_distractors(bg, xrng, int(extra["distractors"]), cfg["height"])
+        if extra.get("side_cue", "colour") == "view":
+            for person in persons:
+                _geometry_side_colours(person.s, xrng)
+    last_hit = -2   # last frame with a key-frame-only occlusion / blur (never two in a row)
     order = sorted(range(n_people), key=lambda k: persons[k].s.height)   # small (far) people first
     occluder = None
     if rng.random() < cfg["occluder_prob"]:
@@ -356,6 +448,17 @@ def _render_video(rng: np.random.Generator, vid_num: int, split: str, n_frames: 
                 patch *= (1.0 + 0.12 * np.sin(yy / 3.0))[..., None]
                 img[y0:y1, x0:x1] = np.clip(patch + rng.normal(0, 5, patch.shape), 0, 255).astype(np.uint8)
                 rank[y0:y1, x0:x1] = n_people
+        if xrng is not None and t - last_hit > 1:
+            hit = False
+            if extra.get("key_occlusion", 0.0) and xrng.random() < extra["key_occlusion"]:
+                k = int(xrng.integers(n_people))
+                _occlude_joint(img, xrng, poses[k][1]["joints"], poses[k][1]["hp"])
+                hit = True
+            if extra.get("key_blur", 0.0) and xrng.random() < extra["key_blur"]:
+                img = _strong_blur(img, xrng)
+                hit = True
+            if hit:
+                last_hit = t
         if rng.random() < cfg["blur_prob"]:
             img = _motion_blur(img, rng)
         img = np.clip(img.astype(np.int16) + rng.integers(-3, 4, size=img.shape), 0, 255).astype(np.uint8)
@@ -405,7 +508,10 @@ def _render_video(rng: np.random.Generator, vid_num: int, split: str, n_frames: 
 def generate_synthetic_posetrack(out_dir: str | Path, n_videos: int = 4, n_frames: int = 12, seed: int = 0,
                                  size: tuple[int, int] = (384, 288), people_per_frame: tuple[int, int] = (1, 3),
                                  n_val_videos: int = 2, difficulty: str = "medium", jpeg_quality: int = 92,
-                                 progress: bool = True, draw_people: bool = True) -> dict[str, Path]:
+                                 progress: bool = True, draw_people: bool = True,
+                                 height: Sequence[float] | None = None, side_cue: str = "colour",
+                                 key_occlusion: float = 0.0, key_blur: float = 0.0,
+                                 distractors: int = 0) -> dict[str, Path]:
     """Render a synthetic PoseTrack-format set (see the module docstring for the layout and labels).
 
     Args:
@@ -421,6 +527,8 @@ def generate_synthetic_posetrack(out_dir: str | Path, n_videos: int = 4, n_frame
         progress: show a tqdm bar.
         draw_people: False renders the very same videos (same random stream, same labels) without
             compositing the people: the bare backgrounds and occluders, for checks.
+        height, side_cue, key_occlusion, key_blur, distractors: the ablation-benchmark options
+            (module docstring; :data:`ABLATION_BENCHMARK`); the defaults leave the output unchanged.
     Returns:
         ``{"train": <out_dir>/annotations/train.json, "val": .../val.json}`` (the merged jsons;
         the per-video jsons sit in ``annotations/<split>/``).
@@ -436,8 +544,21 @@ def generate_synthetic_posetrack(out_dir: str | Path, n_videos: int = 4, n_frame
     w, h = int(size[0]), int(size[1])
     if w < 32 or h < 32:
         raise ValueError(f"size (W, H) must be at least 32 x 32, got {size}")
+    if side_cue not in SIDE_CUES:
+        raise ValueError(f"side_cue must be one of {SIDE_CUES}, got {side_cue!r}")
+    if not (0.0 <= key_occlusion <= 1.0 and 0.0 <= key_blur <= 1.0) or distractors < 0:
+        raise ValueError(f"need 0 <= key_occlusion, key_blur <= 1 and distractors >= 0 "
+                         f"(got {key_occlusion}, {key_blur}, {distractors})")
     out_dir = Path(out_dir)
-    cfg = DIFFICULTIES[difficulty]
+    cfg = dict(DIFFICULTIES[difficulty])
+    if height is not None:
+        lo_h, hi_h = float(height[0]), float(height[1])
+        if not 0.0 < lo_h <= hi_h <= 1.5:
+            raise ValueError(f"height must be (min, max) fractions of the frame height, got {height}")
+        cfg["height"] = (lo_h, hi_h)
+    extra = dict(side_cue=side_cue, key_occlusion=float(key_occlusion), key_blur=float(key_blur),
+                 distractors=int(distractors))
+    use_extra = side_cue != "colour" or key_occlusion > 0 or key_blur > 0 or distractors > 0
     splits = [("train", 0, n_videos, 1)] + ([("val", 1, n_val_videos, _VAL_VIDEO_BASE)] if n_val_videos else [])
     total = sum(n for _, _, n, _ in splits) * n_frames
     result: dict[str, Path] = {}
@@ -446,8 +567,9 @@ def generate_synthetic_posetrack(out_dir: str | Path, n_videos: int = 4, n_frame
             merged = {"categories": _categories(), "images": [], "annotations": []}
             for v in range(n):
                 rng = np.random.default_rng(np.random.SeedSequence([int(seed), code, v]))
+                xrng = np.random.default_rng(np.random.SeedSequence([int(seed), code, v, 1])) if use_extra else None
                 data = _render_video(rng, base + v, split, n_frames, (w, h), (lo, hi), cfg, out_dir,
-                                     jpeg_quality, bar, draw_people)
+                                     jpeg_quality, bar, draw_people, xrng=xrng, extra=extra)
                 write_json(out_dir / "annotations" / split / f"{base + v:06d}.json", data)
                 merged["images"] += data["images"]
                 merged["annotations"] += data["annotations"]
@@ -476,12 +598,23 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--people", type=int, nargs=2, default=(1, 3), metavar=("MIN", "MAX"),
                         help="people per video (default 1 3)")
     parser.add_argument("--difficulty", choices=sorted(DIFFICULTIES), default="medium")
+    parser.add_argument("--side-cue", choices=SIDE_CUES, default="colour",
+                        help="colour: left blue / right orange (default); view: same colour, side from the view")
+    parser.add_argument("--key-occlusion", type=float, default=0.0,
+                        help="per-frame chance of a one-frame patch over a limb joint (label kept)")
+    parser.add_argument("--key-blur", type=float, default=0.0, help="per-frame chance of a one-frame strong blur")
+    parser.add_argument("--distractors", type=int, default=0, help="limb-like clutter sticks per video")
+    parser.add_argument("--height", type=float, nargs=2, default=None, metavar=("MIN", "MAX"),
+                        help="person height range as fractions of the frame height")
 
 
 def run_cli(args: argparse.Namespace) -> int:
     paths = generate_synthetic_posetrack(args.out, n_videos=args.videos, n_frames=args.frames, seed=args.seed,
                                          size=args.size, people_per_frame=tuple(args.people),
-                                         n_val_videos=args.val_videos, difficulty=args.difficulty)
+                                         n_val_videos=args.val_videos, difficulty=args.difficulty,
+                                         height=args.height, side_cue=args.side_cue,
+                                         key_occlusion=args.key_occlusion, key_blur=args.key_blur,
+                                         distractors=args.distractors)
     print(f"wrote {args.videos} train + {args.val_videos} val videos x {args.frames} frames under {args.out}")
     for split, p in paths.items():
         print(f"  {split}: {p}  (per-video jsons in {p.parent / split})")

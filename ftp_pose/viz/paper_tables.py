@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 __all__ = ["CITATION", "TABLE_I_COLUMNS", "TABLE_I", "TABLE_II", "TABLE_III_EPS", "TABLE_III", "table_iii_grid",
-           "markdown_table", "table_markdown", "plot_eps_grid"]
+           "markdown_table", "table_markdown", "plot_eps_grid", "save_eps_grids"]
 
 CITATION = ("FTP-Pose: Multi-Grained Feature Pruning for Video-Based Human Pose Estimation, "
             "ICASSP 2025, arXiv:2503.05365")
@@ -114,12 +114,13 @@ def plot_eps_grid(grid: Any, eps: Sequence[float] = TABLE_III_EPS, ax: Any = Non
     """Annotated heatmap of a Table-III-style grid; returns the matplotlib Axes.
 
     ``grid``: len(eps) x len(eps) values, rows eps_l (LRB), columns eps_h (HRB) — the paper's
-    layout (``table_iii_grid()``). ``best``: outline the "max" or "min" cell (None: none).
+    layout (``table_iii_grid()``); NaN or None cells (not measured) are shown as "n/a".
+    ``best``: outline the "max" or "min" cell (None: none).
     """
     import matplotlib.pyplot as plt
     import numpy as np
 
-    g = np.asarray(grid, dtype=float)
+    g = np.asarray([[np.nan if v is None else v for v in row] for row in grid], dtype=float)
     if g.shape != (len(eps), len(eps)):
         raise ValueError(f"plot_eps_grid: grid has shape {g.shape}, expected {(len(eps), len(eps))} (eps_l x eps_h)")
     if ax is None:
@@ -127,10 +128,13 @@ def plot_eps_grid(grid: Any, eps: Sequence[float] = TABLE_III_EPS, ax: Any = Non
     im = ax.imshow(g, cmap=cmap)
     lo, hi = np.nanmin(g), np.nanmax(g)
     for (i, j), v in np.ndenumerate(g):
+        if np.isnan(v):  # a cell not measured: marked, not coloured
+            ax.text(j, i, "n/a", ha="center", va="center", fontsize=8, color="0.4")
+            continue
         light = hi > lo and (v - lo) / (hi - lo) > 0.6
         ax.text(j, i, format(int(v) if fmt == "d" else v, fmt), ha="center", va="center", fontsize=9,
                 color="k" if light else "w")
-    if best in ("max", "min"):
+    if best in ("max", "min") and not np.isnan(g).all():
         i, j = np.unravel_index(np.nanargmax(g) if best == "max" else np.nanargmin(g), g.shape)
         ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=2))
     labels = [format(e, "g") for e in eps]
@@ -141,3 +145,24 @@ def plot_eps_grid(grid: Any, eps: Sequence[float] = TABLE_III_EPS, ax: Any = Non
     ax.set_title(title, fontsize=10)
     ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     return ax
+
+
+def save_eps_grids(panels: Sequence[tuple[Any, str]], path: Any, eps: Sequence[float] = TABLE_III_EPS,
+                   suptitle: str = "") -> Any:
+    """Side-by-side :func:`plot_eps_grid` panels ``[(grid, title), ...]`` saved as a png (atomically)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    from ftp_pose.io import atomic_write
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 3.9), squeeze=False)
+    for ax, (grid, title) in zip(axes[0], panels):
+        plot_eps_grid(grid, eps=eps, ax=ax, title=title)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=9)
+    fig.tight_layout()
+    out = atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
+    plt.close(fig)
+    return out
