@@ -299,7 +299,9 @@ def _progress(loader: DataLoader, dist: D.DistInfo, **kw: Any):
     """tqdm over ``loader`` on rank 0, a silent one elsewhere."""
     from tqdm.auto import tqdm
 
-    return tqdm(loader, disable=not dist.is_main, dynamic_ncols=True, leave=False, **kw)
+    # disable=None: no bar where stderr is not a terminal (CI logs, tests, notebooks); the per-epoch
+    # line (_epoch_line) still shows progress there
+    return tqdm(loader, disable=None if dist.is_main else True, dynamic_ncols=True, leave=False, **kw)
 
 
 # ----------------------------------------------------------------------------- CLI
