@@ -239,7 +239,7 @@ def run_bench(variants: list[str] | None = None, *, eps_grid: bool = False, back
     if not jobs:
         raise ValueError("bench: nothing to run (give --variants and/or --eps-grid)")
     rows = []
-    for label, name, eh, el in tqdm(jobs, desc="bench", disable=not progress):
+    for label, name, eh, el in tqdm(jobs, desc="bench", disable=None if progress else True):
         rows.append(bench_variant(name, dev, backbone=backbone, eps_h=eh, eps_l=el, batch=batch,
                                   throughput_batch=throughput_batch, amp=amp, warmup=warmup, repeats=repeats,
                                   compile=compile, cuda_graphs=cuda_graphs, label=label, overrides=overrides))

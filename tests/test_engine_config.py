@@ -167,3 +167,17 @@ def test_quick_preset_is_the_model_of_the_stored_quick_config() -> None:
     assert old.data == cfg.data
     a, b = build_model_from_config(old).state_dict(), build_model_from_config(cfg).state_dict()
     assert {k: v.shape for k, v in a.items()} == {k: v.shape for k, v in b.items()}
+
+
+def test_synthetic_options_cover_every_generator_argument() -> None:
+    # the typed section must accept whatever the generator takes (a new generator option that the
+    # config does not know would only fail when a config uses it)
+    import dataclasses
+    import inspect
+
+    from ftp_pose.data.synthetic import generate_synthetic_posetrack
+    from ftp_pose.engine.config import SyntheticConfig, SyntheticOptions
+
+    generator = set(inspect.signature(generate_synthetic_posetrack).parameters) - {"progress"}
+    typed = {f.name for f in dataclasses.fields(SyntheticOptions)} | {f.name for f in dataclasses.fields(SyntheticConfig)}
+    assert generator <= typed, f"not in the config's synthetic sections: {sorted(generator - typed)}"

@@ -562,7 +562,7 @@ def generate_synthetic_posetrack(out_dir: str | Path, n_videos: int = 4, n_frame
     splits = [("train", 0, n_videos, 1)] + ([("val", 1, n_val_videos, _VAL_VIDEO_BASE)] if n_val_videos else [])
     total = sum(n for _, _, n, _ in splits) * n_frames
     result: dict[str, Path] = {}
-    with tqdm(total=total, desc="synth frames", disable=not progress, leave=False) as bar:
+    with tqdm(total=total, desc="synth frames", disable=None if progress else True, leave=False) as bar:
         for split, code, n, base in splits:
             merged = {"categories": _categories(), "images": [], "annotations": []}
             for v in range(n):

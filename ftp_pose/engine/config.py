@@ -93,6 +93,17 @@ class SyntheticOptions:
     size: tuple[int, int] | None = None
     jpeg_quality: int | None = None
     draw_people: bool | None = None
+    # the ablation-benchmark options (ftp_pose.data.synthetic.ABLATION_BENCHMARK)
+    #: person height range as fractions of the frame height
+    height: tuple[float, float] | None = None
+    #: "colour" (left/right limbs coloured) or "view" (side from geometry only)
+    side_cue: str | None = None
+    #: probability that a limb joint is hidden in one frame
+    key_occlusion: float | None = None
+    #: probability that a frame is motion-blurred
+    key_blur: float | None = None
+    #: limb-like clutter sticks per video
+    distractors: int | None = None
 
     def kwargs(self) -> dict[str, Any]:
         """The fields that are set, as keyword arguments."""

@@ -283,7 +283,7 @@ def run_demo(video: str | Path, checkpoint: str | Path, *, boxes: str | Path | N
 
     def stream(tmp: str) -> None:
         sink = _VideoSink(tmp, fps)
-        bar = tqdm(total=n_total, desc="demo", unit="frame", disable=not progress, dynamic_ncols=True)
+        bar = tqdm(total=n_total, desc="demo", unit="frame", disable=None if progress else True, dynamic_ncols=True)
         window: dict[int, np.ndarray] = {}
         ready: deque[int] = deque()  # read key frames whose clip is not complete yet
         pending: list[dict] = []

@@ -131,7 +131,7 @@ def predict(model: nn.Module, dataset: Dataset, batch_size: int = 32, flip_test:
     model.eval()
     preds: list[dict] = []
     try:
-        for batch in tqdm(loader, desc="inference", disable=not progress, leave=False, dynamic_ncols=True):
+        for batch in tqdm(loader, desc="inference", disable=None if progress else True, leave=False, dynamic_ncols=True):
             hm = predict_heatmaps(model, batch["clip"].to(device, non_blocking=True), flip_test, amp)
             preds += heatmaps_to_predictions(hm, batch["meta"], input_size=input_size, heatmap_size=heatmap_size,
                                              refine=refine, joint_score=joint_score, joint_thresh=joint_thresh)
@@ -170,7 +170,7 @@ def evaluate_checkpoint(checkpoint: str | Path, ann: str | Path, images: str | P
                         nms_oks: float | None = 0.9, progress: bool = True) -> Any:
     """Run ``checkpoint`` on the people of ``ann`` (gt boxes or a detection json) and score it.
 
-    ``progress=False`` hides the tqdm bar (notebooks: no bar widgets in stored outputs).
+    ``progress=False`` hides the tqdm bar; it is drawn only where stderr is a terminal.
 
     Writes ``out_dir/predictions/<video>.json`` (PoseTrack 2018 layout), ``out_dir/result.json`` and
     ``out_dir/result.md``; returns the APResult. Crop sizes come from the checkpoint's config.
