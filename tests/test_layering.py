@@ -106,3 +106,17 @@ def test_engine_imports_have_no_cycles() -> None:
 def test_clip_layout_is_neutral() -> None:
     """ftp_pose/clip.py is shared by data and models, so it imports nothing from the package."""
     assert not {n for n in _imports(PKG / "clip.py") if n.startswith("ftp_pose")}
+
+
+def test_library_code_never_switches_the_matplotlib_backend() -> None:
+    # matplotlib.use(...) inside the package turns a running notebook's inline backend off;
+    # figures are drawn on a Figure with its own Agg canvas instead
+    import re
+    from pathlib import Path
+
+    import ftp_pose
+
+    root = Path(ftp_pose.__file__).parent
+    offenders = [str(p.relative_to(root)) for p in root.rglob("*.py")
+                 if re.search(r"\bmatplotlib\.use\(|\bplt\.switch_backend\(", p.read_text())]
+    assert not offenders, f"modules that switch the matplotlib backend: {offenders}"

@@ -150,19 +150,17 @@ def plot_eps_grid(grid: Any, eps: Sequence[float] = TABLE_III_EPS, ax: Any = Non
 def save_eps_grids(panels: Sequence[tuple[Any, str]], path: Any, eps: Sequence[float] = TABLE_III_EPS,
                    suptitle: str = "") -> Any:
     """Side-by-side :func:`plot_eps_grid` panels ``[(grid, title), ...]`` saved as a png (atomically)."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     from ftp_pose.io import atomic_write
 
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 3.9), squeeze=False)
+    fig = Figure(figsize=(4.4 * len(panels), 3.9))  # own Agg canvas: the caller's backend is left alone
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(panels), squeeze=False)
     for ax, (grid, title) in zip(axes[0], panels):
         plot_eps_grid(grid, eps=eps, ax=ax, title=title)
     if suptitle:
         fig.suptitle(suptitle, fontsize=9)
     fig.tight_layout()
-    out = atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
-    plt.close(fig)
-    return out
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
