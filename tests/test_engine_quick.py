@@ -58,7 +58,7 @@ def test_partial_run_is_never_used(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_quick_cpu_training_reaches_nontrivial_ap(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    from ftp_pose.engine.inference import model_from_checkpoint
+    from ftp_pose.engine.checkpoint import model_from_checkpoint
 
     run = tmp_path / "quick"
     with capsys.disabled():  # let the per-epoch lines through: a long step shows it is alive

@@ -179,21 +179,34 @@ def recipe_hash(preset: dict[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:8]
 
 
-def _measure(model: Any, val_set: Any, bench: dict[str, Any], device: Any) -> dict[str, Any]:
-    """GFLOPs (one clip) and inference speed of ``model`` on real val clips."""
+def _val_clips(val_set: Any, bench: dict[str, Any]) -> Any:
+    """The first ``throughput_batch`` val clips, stacked: ``n x T x 3 x H x W``."""
     import torch
 
-    from ftp_pose.bench import count_flops, time_forward
-
-    model.eval()
     n = min(len(val_set), int(bench["throughput_batch"]))
-    clips = torch.stack([torch.as_tensor(val_set[i]["clip"]) for i in range(n)]).to(device)
-    flops, _ = count_flops(model, clips[:1])
+    return torch.stack([torch.as_tensor(val_set[i]["clip"]) for i in range(n)])
+
+
+def _time(model: Any, clips: Any, bench: dict[str, Any]) -> tuple[float, float]:
+    """``(latency ms at batch 1, clips/s at batch len(clips))``, medians over the preset's repeats."""
+    from ftp_pose.bench import time_forward
+
     lat = statistics.median(time_forward(model, clips[:1], bench["warmup"], bench["repeats"], amp=False))
     thr = statistics.median(time_forward(model, clips, bench["warmup"], bench["repeats"], amp=False))
+    return round(lat, 3), round(1000.0 * len(clips) / thr, 2)
+
+
+def _measure(model: Any, val_set: Any, bench: dict[str, Any], device: Any) -> dict[str, Any]:
+    """GFLOPs (one clip) and inference speed of ``model`` on real val clips."""
+    from ftp_pose.bench import count_flops
+
+    model.eval()
+    clips = _val_clips(val_set, bench).to(device)
+    flops, _ = count_flops(model, clips[:1])
+    lat, clips_per_s = _time(model, clips, bench)
     return {"params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 4),
-            "gflops": round(flops / 1e9, 4), "latency_ms": round(lat, 3),
-            "clips_per_s": round(1000.0 * n / thr, 2), "throughput_batch": n}
+            "gflops": round(flops / 1e9, 4), "latency_ms": lat,
+            "clips_per_s": clips_per_s, "throughput_batch": len(clips)}
 
 
 def run_config(preset_name: str, conf: dict[str, Any], seed: int, out: Path) -> dict[str, Any]:
@@ -201,9 +214,10 @@ def run_config(preset_name: str, conf: dict[str, Any], seed: int, out: Path) -> 
     import torch
 
     from ftp_pose.bench import device_name
+    from ftp_pose.engine.builders import build_dataset, build_model_from_config, ensure_synthetic
     from ftp_pose.engine.checkpoint import load_checkpoint
     from ftp_pose.engine.config import config_from_dict
-    from ftp_pose.engine.train import build_dataset, build_model_from_config, ensure_synthetic, train
+    from ftp_pose.engine.train import train
 
     preset = PRESETS[preset_name]
     rh = recipe_hash(preset)
@@ -226,17 +240,8 @@ def run_config(preset_name: str, conf: dict[str, Any], seed: int, out: Path) -> 
     resumed = (run_dir / "last.pt").is_file()
     _log(f"{key}: training {conf['variant']} eps_h={conf['eps_h']} eps_l={conf['eps_l']} seed {seed}, "
          f"{cfg.optim.epochs} epochs x {iters} iters{' (resuming)' if resumed else ''} -> {run_dir}")
-    losses: list[float] = []
-
-    def on_step(info: dict) -> None:
-        losses.append(info["loss"])
-        if info["iter_in_epoch"] == iters:
-            _log(f"{key}: epoch {info['epoch'] + 1}/{cfg.optim.epochs} loss {statistics.fmean(losses):.3g} "
-                 f"({time.perf_counter() - t0:.0f} s)")
-            losses.clear()
-
-    with _quiet_progress_bars():
-        result = train(cfg, resume=True, model=model, train_set=train_set, val_set=val_set, callbacks=[on_step])
+    with _quiet_progress_bars():  # train() itself prints one line per epoch (loss, time)
+        result = train(cfg, resume=True, model=model, train_set=train_set, val_set=val_set)
     train_s = time.perf_counter() - t0
     metrics = result["metrics"] or load_checkpoint(run_dir / "last.pt", map_location="cpu").get("metrics", {})
     ap = {c: float(metrics[c]) for c in AP_COLUMNS if c in metrics}
@@ -270,9 +275,9 @@ def remeasure_speed(tables: list[int], preset_name: str, out: Path, grid: str | 
     """
     import torch
 
-    from ftp_pose.bench import count_flops, device_name, time_forward
-    from ftp_pose.engine.inference import model_from_checkpoint
-    from ftp_pose.engine.train import build_dataset
+    from ftp_pose.bench import count_flops, device_name
+    from ftp_pose.engine.builders import build_dataset
+    from ftp_pose.engine.checkpoint import model_from_checkpoint
 
     preset = PRESETS[preset_name]
     rh = recipe_hash(preset)
@@ -287,16 +292,13 @@ def remeasure_speed(tables: list[int], preset_name: str, out: Path, grid: str | 
             continue
         models[name], cfg = model_from_checkpoint(ckpt, "cpu")
         if clips is None:
-            val = build_dataset(cfg, "val")
-            n = min(len(val), int(bench["throughput_batch"]))
-            clips = torch.stack([torch.as_tensor(val[i]["clip"]) for i in range(n)])
+            clips = _val_clips(build_dataset(cfg, "val"), bench)
     per: dict[str, dict[str, list[float]]] = {n: {"latency_ms": [], "clips_per_s": []} for n in models}
     for r in range(rounds):
         for name, model in models.items():
-            lat = statistics.median(time_forward(model, clips[:1], bench["warmup"], bench["repeats"], amp=False))
-            thr = statistics.median(time_forward(model, clips, bench["warmup"], bench["repeats"], amp=False))
-            per[name]["latency_ms"].append(round(lat, 3))
-            per[name]["clips_per_s"].append(round(1000.0 * len(clips) / thr, 2))
+            lat, clips_per_s = _time(model, clips, bench)
+            per[name]["latency_ms"].append(lat)
+            per[name]["clips_per_s"].append(clips_per_s)
         _log(f"speed: round {r + 1}/{rounds} done")
     result = {"recipe_hash": rh, "device": device_name(torch.device("cpu")), "threads": torch.get_num_threads(),
               "rounds": rounds, "throughput_batch": 0 if clips is None else len(clips),
