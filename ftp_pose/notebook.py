@@ -272,21 +272,18 @@ def run_record(checkpoint: Any) -> dict[str, Any]:
 
     Returns ``config`` (the resolved training config, a dict), ``metrics`` (the last validation:
     per-group AP, ``epoch``) and ``history``: the rows of the run's ``metrics.csv`` (``kind`` train
-    or val), read from ``history`` in the checkpoint, the run folder (``<dir>/metrics.csv``) or
-    the file shipped beside the checkpoint (``<stem>_metrics.csv``); None when there is none.
+    or val), read from ``history`` in the checkpoint (``export_weights`` stores it) or from the run
+    folder (``<dir>/metrics.csv``); None when there is none.
     """
     import csv
     from pathlib import Path
 
-    import torch
+    from ftp_pose.engine.checkpoint import load_checkpoint
 
     path = Path(checkpoint)
-    payload = torch.load(path, map_location="cpu", weights_only=False)
+    payload = load_checkpoint(path)
     history = payload.get("history")
-    if history is None:
-        for csv_path in (path.parent / "metrics.csv", path.with_name(f"{path.stem}_metrics.csv")):
-            if csv_path.is_file():
-                with open(csv_path) as f:
-                    history = list(csv.DictReader(f))
-                break
+    if history is None and (path.parent / "metrics.csv").is_file():
+        with open(path.parent / "metrics.csv", newline="") as f:
+            history = list(csv.DictReader(f))
     return {"config": payload.get("config"), "metrics": payload.get("metrics") or {}, "history": history}
