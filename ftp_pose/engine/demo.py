@@ -62,7 +62,7 @@ def open_frames(source: str | Path, max_frames: int | None = None) -> tuple[Iter
     source = Path(source)
     if not source.exists():
         raise MissingFileError(f"video not found: {source}")
-    limit = max_frames if max_frames is not None else None
+    limit = max_frames
     if source.is_dir():
         files = sorted(p for p in source.iterdir() if p.suffix.lower() in _IMAGE_EXT)[:limit]
         if not files:
@@ -94,12 +94,6 @@ def open_frames(source: str | Path, max_frames: int | None = None) -> tuple[Iter
         finally:
             cap.release()
     return video(), fps, count
-
-
-def read_frames(source: str | Path, max_frames: int | None = None) -> tuple[list[np.ndarray], float]:
-    """All frames of ``source`` in memory (small clips only; the demo streams with :func:`open_frames`)."""
-    it, fps, _ = open_frames(source, max_frames)
-    return list(it), fps
 
 
 def make_clip(window: dict[int, np.ndarray], t: int, box: np.ndarray, layout: ClipLayout,
