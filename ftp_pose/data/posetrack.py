@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -25,12 +24,10 @@ from torch.utils.data import Dataset
 from ftp_pose.clip import ClipLayout
 from ftp_pose.io import read_json
 from ftp_pose.keypoints import LOWER_BODY_JOINTS, NUM_JOINTS, UPPER_BODY_JOINTS
-from ftp_pose.data.clips import (IMAGENET_MEAN, IMAGENET_STD, crop_clip, denormalize, normalize,  # noqa: F401
-                                 parse_box, read_rgb)
+from ftp_pose.data.clips import crop_clip, parse_box, read_rgb
 from ftp_pose.data.detections import load_detections
 from ftp_pose.data.heatmaps import HeatmapCodec, flip_permutation
-from ftp_pose.data.transforms import (affine_points, box_to_center_scale, compose_affine, crop_frames,
-                                      flip_affine, get_affine_transform)
+from ftp_pose.data.transforms import affine_points, box_to_center_scale, compose_affine, flip_affine, get_affine_transform
 
 #: ImageNet normalisation of RGB values in [0, 1].
 

@@ -16,7 +16,6 @@ import logging
 from pathlib import Path
 
 from ftp_pose.errors import MissingFileError
-from ftp_pose.errors import MissingFileError
 from ftp_pose.paths import REPO_ROOT
 
 QUICK_CONFIG: Path = REPO_ROOT / "configs" / "quick_cpu.yaml"

@@ -115,7 +115,7 @@ def draw_samples(ann: str | Path, image_root: str | Path, out: str | Path, n: in
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from ftp_pose.data.posetrack import PoseTrackClipDataset, read_rgb
+    from ftp_pose.data import PoseTrackClipDataset, read_rgb
     from ftp_pose.viz.skeleton import draw_box, draw_skeleton, plot_clip
 
     ds = PoseTrackClipDataset(ann, image_root, boxes="gt", train=False)

@@ -102,7 +102,7 @@ def _sample_arrays(sample: dict[str, Any]) -> tuple[list[np.ndarray], Any, np.nd
         joints = sample.get("joints")
         key = int(sample.get("key_index", len(frames) // 2))
         return frames, joints, sample.get("heatmaps"), key
-    from ftp_pose.data.posetrack import denormalize
+    from ftp_pose.data.clips import denormalize
     from ftp_pose.data.heatmaps import flip_permutation
     from ftp_pose.data.transforms import affine_points
 
