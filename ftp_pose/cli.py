@@ -23,8 +23,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("ftp_pose.engine.train", "train a model (config file + overrides), resumable"),
     "evaluate": ("ftp_pose.engine.evaluate", "run a checkpoint on a set, or score prediction jsons"),
     "bench": ("ftp_pose.bench", "params, GFLOPs, latency and FPS of the variants side by side"),
-    "demo": ("ftp_pose.engine.demo", "run a checkpoint on a video and write an annotated video"),
-    "ablate": ("ftp_pose.engine.ablate", "reproduce Table II / III by training each configuration (cached)"),
+    "demo": ("ftp_pose.video.demo", "run a checkpoint on a video and write an annotated video"),
+    "ablate": ("ftp_pose.experiments.ablate", "reproduce Table II / III by training each configuration (cached)"),
+    "gpu-check": ("ftp_pose.experiments.gpu_check", "one-call GPU check of the DPC kernel, CUDA graphs and Table II speed"),
 }
 
 

@@ -19,7 +19,10 @@ FORBIDDEN = {
     "data": ("ftp_pose.models", "ftp_pose.engine"),
     "metrics": ("ftp_pose.models", "ftp_pose.engine", "ftp_pose.data", "torch"),
     # viz draws; it never trains
-    "viz": ("ftp_pose.engine.train", "ftp_pose.engine.ablate", "torch.optim"),
+    "viz": ("ftp_pose.engine.train", "ftp_pose.experiments", "torch.optim"),
+    # engine trains, evaluates and keeps checkpoints: the video demo and the experiments sit on top
+    "engine": ("ftp_pose.video", "ftp_pose.experiments", "ftp_pose.viz.explorer"),
+    "video": ("ftp_pose.experiments",),
 }
 
 
@@ -101,6 +104,22 @@ def test_engine_imports_have_no_cycles() -> None:
     assert f"{ENGINE}.builders" in graph[f"{ENGINE}.train"]  # function-level imports are seen too
     cycle = _find_cycle(graph)
     assert cycle is None, f"ftp_pose/engine modules import each other in a cycle: {' -> '.join(cycle)}"
+
+
+def test_package_map_in_readme_matches_the_tree() -> None:
+    """Every subpackage and top-level module of ftp_pose/ is named in the README's package map."""
+    block = (REPO_ROOT / "README.md").read_text().split("## Package map", 1)[1].split("```", 2)[1]
+    import re
+
+    # the first column of each entry: "  paths.py, io.py     what they hold" -> {"paths.py", "io.py"}
+    first_words = {w for line in block.splitlines() if line.startswith("  ") and not line.startswith("   ")
+                   for w in re.split(r"\s{2,}", line.strip())[0].split(", ")}
+    names = {f"{p.name}/" for p in PKG.iterdir() if (p / "__init__.py").exists()}
+    names |= {p.name for p in PKG.glob("*.py") if p.name not in ("__init__.py", "__main__.py")}
+    missing = sorted(names - first_words)
+    assert not missing, f"missing from the README's package map: {missing}"
+    assert not list((REPO_ROOT / "tools").rglob("*.py")), \
+        "tools/ holds scripts again: commands live in the package (python -m ftp_pose ...)"
 
 
 def test_clip_layout_is_neutral() -> None:

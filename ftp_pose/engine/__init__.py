@@ -1,4 +1,4 @@
-"""ftp_pose.engine: training (``train``), inference and evaluation (``inference``, ``evaluate``), the demo.
+"""ftp_pose.engine: training (``train``), inference and evaluation (``inference``, ``evaluate``).
 
 Modules, each importing only those listed before it (no cycles, ``tests/test_layering.py``):
 ``config`` (TrainConfig, YAML + ``--set``), ``distributed``, ``optim`` (AdamW, layer decay,
@@ -6,7 +6,8 @@ warm-up + step LR), ``run_log`` (metrics.csv, curves.png), ``seeding`` (per-item
 ``scoring`` (prediction jsons -> AP), ``builders`` (datasets, model, loss, autocast dtype, batches
 from a config), ``checkpoint`` (save / load, ``model_from_checkpoint``), ``inference`` (predict,
 validate, evaluate_checkpoint), ``evaluate`` (the ``evaluate`` command), ``train`` (``Trainer``,
-``train``, the ``train`` command), ``quick`` (the shipped quick CPU checkpoint), ``demo``.
+``train``, the ``train`` command), ``quick`` (the shipped quick CPU checkpoint). The video demo lives in :mod:`ftp_pose.video`, the
+experiments (ablate, gpu-check) in :mod:`ftp_pose.experiments`.
 """
 from __future__ import annotations
 

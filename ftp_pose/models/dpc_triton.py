@@ -188,7 +188,7 @@ def mixed_gram_dpc(a: torch.Tensor, index: torch.Tensor, weight: torch.Tensor, k
     ``k`` nearest other tokens (clamped to ``N - 1``), temperature ``tau``, distance ``scale``.
     ``num_mix``: slots of the mix in use (1 for the identity and nearest, 4 for bilinear).
     Tiles ``block_m x block_n``: 16 x 64 with 4 warps compiles for sm_90 without register spills
-    (64 x 64 with 4 warps spills; ``tools/gpu_check.py`` times the alternatives).
+    (64 x 64 with 4 warps spills; ``python -m ftp_pose gpu-check`` times the alternatives).
     """
     a = a.float().contiguous()
     index, weight = index.to(torch.int32).contiguous(), weight.float().contiguous()

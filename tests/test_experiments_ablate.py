@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ftp_pose.cli import main
-from ftp_pose.engine import ablate
+from ftp_pose.experiments import ablate
 
 T2 = ["baseline", "multigrained", "ftp_pose_h6_l6"]
 T3 = ["ftp_pose_h1_l1", "ftp_pose_h6_l1", "ftp_pose_h1_l6", "ftp_pose_h6_l6"]   # quick preset: the corners

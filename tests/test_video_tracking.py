@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ftp_pose.engine.detect import box_iou, nms
-from ftp_pose.engine.tracking import IoUTracker
+from ftp_pose.video.detect import box_iou, nms
+from ftp_pose.video.tracking import IoUTracker
 
 
 def test_box_iou_and_nms() -> None:

@@ -18,13 +18,13 @@ Person boxes:
   (PoseTrack ids such as 10000010000 work that way). Boxes under ``--score-thresh`` are skipped.
 * no ``--boxes``: a person detector on every frame (``--detector``):
 
-  - ``hog`` (default, offline): the HOG people detector (:class:`ftp_pose.engine.detect.HOGPeopleDetector`);
+  - ``hog`` (default, offline): the HOG people detector (:class:`ftp_pose.video.detect.HOGPeopleDetector`);
   - ``torchvision``: a torchvision detection model from ``--detector-weights PATH`` (architecture
     ``--detector-arch``, default ``fasterrcnn_resnet50_fpn``); nothing is downloaded;
   - ``none``: one box covering the whole frame (a single, roughly centred person).
 
 Boxes without a ``track_id`` get one from greedy IoU tracking across frames
-(:class:`ftp_pose.engine.tracking.IoUTracker`), so a person keeps its id from frame to frame.
+(:class:`ftp_pose.video.tracking.IoUTracker`), so a person keeps its id from frame to frame.
 
 Writes, in ``DIR``: ``annotated.mp4`` (cv2.VideoWriter, 'mp4v'), PNG frames ``frame_XXXXXX.png``
 (the first, middle and last frame) with skeletons, and ``<video name>.json``: PoseTrack-format
@@ -159,7 +159,7 @@ class _VideoSink:
 def make_detector(kind: str, *, weights: str | Path | None = None, arch: str = "fasterrcnn_resnet50_fpn",
                   score_thresh: float = 0.5, device: str | torch.device = "cpu") -> Callable | None:
     """The person detector ``--detector`` names: ``hog``, ``torchvision`` (needs ``weights``) or ``none``."""
-    from ftp_pose.engine.detect import HOGPeopleDetector, TorchvisionPersonDetector
+    from ftp_pose.video.detect import HOGPeopleDetector, TorchvisionPersonDetector
 
     if kind == "hog":
         return HOGPeopleDetector()
@@ -192,7 +192,7 @@ def run_demo(video: str | Path, checkpoint: str | Path, *, boxes: str | Path | N
     from ftp_pose.engine.distributed import resolve_device
     from ftp_pose.engine.checkpoint import model_from_checkpoint
     from ftp_pose.engine.inference import heatmaps_to_predictions, predict_heatmaps
-    from ftp_pose.engine.tracking import IoUTracker
+    from ftp_pose.video.tracking import IoUTracker
     from ftp_pose.io import atomic_write
     from ftp_pose.metrics.posetrack_io import write_posetrack_predictions
 
@@ -341,7 +341,7 @@ def _raise(msg: str) -> None:
 
 
 def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
-    from ftp_pose.engine.detect import TORCHVISION_ARCHS
+    from ftp_pose.video.detect import TORCHVISION_ARCHS
 
     parser.add_argument("video", help="video file (mp4, avi, ...) or a folder of frames")
     parser.add_argument("--checkpoint", required=True, help="a checkpoint written by `train` (last.pt / best.pt)")

@@ -43,7 +43,7 @@ def test_demo_writes_an_annotated_video(posetrack18_root: Path, tmp_path: Path, 
 def test_demo_with_boxes_on_a_frame_folder(posetrack18_root: Path, tmp_path: Path, tiny_ckpt: Path) -> None:
     import json
 
-    from ftp_pose.engine.demo import run_demo
+    from ftp_pose.video.demo import run_demo
 
     boxes = tmp_path / "boxes.json"
     boxes.write_text(json.dumps([{"frame_index": 1, "bbox": [500, 150, 200, 450], "score": 0.9},
@@ -59,7 +59,7 @@ def test_demo_with_boxes_on_a_frame_folder(posetrack18_root: Path, tmp_path: Pat
 def test_demo_streams_with_bounded_buffers(tmp_path: Path, tiny_ckpt: Path, monkeypatch) -> None:
     """A video longer than the batch: frames are pulled lazily, written as their batch is done, and
     never more than the clip window plus one batch are held; every input frame comes out."""
-    from ftp_pose.engine import demo
+    from ftp_pose.video import demo
 
     n_in, batch = 13, 3
     state = {"read": 0, "written": 0, "held_max": 0}
@@ -97,7 +97,7 @@ def test_demo_streams_with_bounded_buffers(tmp_path: Path, tiny_ckpt: Path, monk
 
 
 def test_open_frames_is_lazy(posetrack18_root: Path) -> None:
-    from ftp_pose.engine.demo import open_frames
+    from ftp_pose.video.demo import open_frames
 
     it, fps, n = open_frames(_mp4(posetrack18_root))
     assert n == 5 and fps > 0
@@ -112,8 +112,8 @@ def test_torchvision_detector_from_a_local_weights_file(tmp_path: Path) -> None:
     """The loading code of --detector torchvision, on randomly initialised weights saved to tmp."""
     import torchvision.models.detection as tvd
 
-    from ftp_pose.engine.demo import make_detector
-    from ftp_pose.engine.detect import TorchvisionPersonDetector
+    from ftp_pose.video.demo import make_detector
+    from ftp_pose.video.detect import TorchvisionPersonDetector
     from ftp_pose.errors import CheckpointError, MissingFileError
 
     torch.manual_seed(0)
@@ -139,8 +139,8 @@ def test_torchvision_detector_from_a_local_weights_file(tmp_path: Path) -> None:
 
 
 def test_hog_finds_people_in_the_bundled_street_video(sample_root: Path) -> None:
-    from ftp_pose.engine.demo import open_frames
-    from ftp_pose.engine.detect import HOGPeopleDetector
+    from ftp_pose.video.demo import open_frames
+    from ftp_pose.video.detect import HOGPeopleDetector
 
     frame = next(open_frames(sample_root / "videos" / "mmpose_demo.mp4")[0])  # 960 x 540, pedestrians
     boxes, scores = HOGPeopleDetector()(frame)
@@ -151,7 +151,7 @@ def test_hog_finds_people_in_the_bundled_street_video(sample_root: Path) -> None
 def test_hog_descriptor_matches_opencv4_when_available() -> None:
     if not hasattr(cv2, "HOGDescriptor"):
         pytest.skip(f"OpenCV {cv2.__version__} has no HOGDescriptor (removed in OpenCV 5) to compare with")
-    from ftp_pose.engine.detect import HOGPeopleDetector
+    from ftp_pose.video.detect import HOGPeopleDetector
 
     win = np.random.default_rng(0).integers(0, 255, (128, 64, 3), dtype=np.uint8)
     ref = cv2.HOGDescriptor().compute(win).reshape(-1)
@@ -161,7 +161,7 @@ def test_hog_descriptor_matches_opencv4_when_available() -> None:
 
 def test_hog_finds_several_people_on_a_street_video(sample_file, tmp_path: Path, tiny_ckpt: Path) -> None:
     """The default detector on OpenPose's street video (not bundled: academic licence)."""
-    from ftp_pose.engine.demo import run_demo
+    from ftp_pose.video.demo import run_demo
 
     video = sample_file("videos/openpose_video.avi")
     res = run_demo(video, tiny_ckpt, out_dir=tmp_path, max_frames=2, progress=False)
@@ -176,7 +176,7 @@ def test_hog_finds_several_people_on_a_street_video(sample_file, tmp_path: Path,
 
 
 def test_demo_errors(tmp_path: Path, tiny_ckpt: Path, posetrack18_root: Path) -> None:
-    from ftp_pose.engine.demo import run_demo
+    from ftp_pose.video.demo import run_demo
 
     bad = tmp_path / "broken.mp4"
     bad.write_bytes(b"this is not a video")

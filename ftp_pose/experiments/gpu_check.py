@@ -2,7 +2,7 @@
 
 Run from the repository root on a machine with a CUDA GPU (about 5-7 minutes on an H100)::
 
-    python tools/gpu_check.py            # outputs to $OUT if set, else figures/gpu_check/
+    python3 -m ftp_pose gpu-check        # outputs to $OUT if set, else figures/gpu_check/
 
 Written for torch >= 2.4 / triton >= 3.0 (the GPU machine had torch 2.11, triton 3.6). Steps,
 each guarded (a failing step is recorded and the next one runs):
@@ -32,10 +32,9 @@ import time
 import traceback
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import torch
 
-import torch  # noqa: E402
+from ftp_pose.paths import REPO_ROOT as ROOT
 
 BUDGET_S = 480.0
 T0 = time.perf_counter()
@@ -327,6 +326,14 @@ def main() -> int:
     print(write_md(res))
     log(f"wrote {OUT}")
     return 0
+
+
+def add_cli_arguments(parser) -> None:
+    """The ``gpu-check`` command takes no options (outputs go to ``$OUT`` or figures/gpu_check/)."""
+
+
+def run_cli(args) -> int:
+    return main()
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ftp_pose.engine.detect import box_iou
+from ftp_pose.video.detect import box_iou
 
 
 class IoUTracker:

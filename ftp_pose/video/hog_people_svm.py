@@ -4,7 +4,7 @@
 coefficients OpenCV returns from ``cv2.HOGDescriptor_getDefaultPeopleDetector()`` (OpenCV 4.x,
 modules/objdetect/src/hog.cpp; OpenCV is Apache-2.0 licensed, Copyright (C) 2000-2022 Intel
 Corporation, OpenCV Foundation and contributors). They are kept here because OpenCV 5, which this
-project pins, no longer ships ``HOGDescriptor``; :mod:`ftp_pose.engine.detect` reimplements the
+project pins, no longer ships ``HOGDescriptor``; :mod:`ftp_pose.video.detect` reimplements the
 descriptor around them. Weight order: block column (7) x block row (15) x cell (x-major, 2 x 2) x
 orientation bin (9).
 """

@@ -1,7 +1,7 @@
 """Person detectors for the demo when no ``--boxes`` are given.
 
 * :class:`HOGPeopleDetector` (default, offline, no weights to fetch): the Dalal-Triggs HOG people
-  detector with OpenCV's default INRIA SVM (:mod:`ftp_pose.engine.hog_people_svm`). OpenCV 5, which
+  detector with OpenCV's default INRIA SVM (:mod:`ftp_pose.video.hog_people_svm`). OpenCV 5, which
   this project pins, no longer has ``cv2.HOGDescriptor``, so the descriptor is computed here with
   torch, following OpenCV 4's ``HOGDescriptor`` (64 x 128 window, 16 x 16 blocks of 2 x 2 cells of
   8 x 8 pixels, 9 unsigned orientation bins, gamma correction, per-block Gaussian weighting with
@@ -109,7 +109,7 @@ class HOGPeopleDetector:
     def __init__(self, width: int | None = 640, win_stride: int = 8, scale: float = 1.1,
                  hit_threshold: float = 0.0, nms_iou: float = 0.4, min_support: int = 1, padding: int = 8,
                  max_levels: int = 64):
-        from ftp_pose.engine.hog_people_svm import people_svm
+        from ftp_pose.video.hog_people_svm import people_svm
 
         if win_stride % _CELL:
             raise ValueError(f"win_stride must be a multiple of {_CELL}, got {win_stride}")
