@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from typing import Callable
 
 import torch
@@ -109,10 +110,12 @@ def dpc_knn_scores(
     return rho, delta, rho * delta
 
 
-#: environment switch for the DPC backend: ``auto`` (Triton kernel on CUDA when importable,
-#: else the reference), ``reference`` (always the PyTorch code) or ``triton`` (also on the CPU,
-#: which needs ``TRITON_INTERPRET=1``: only for tests)
+#: environment switch for the DPC backend: ``auto`` (the Triton kernel on CUDA when it imports,
+#: the numba kernels of :mod:`ftp_pose.models.dpc_cpu` on the CPU when numba imports, else the
+#: reference), ``reference`` (always the PyTorch code here), ``cpu`` (the numba kernels) or
+#: ``triton`` (also on the CPU, which needs ``TRITON_INTERPRET=1``: only for tests)
 BACKEND_ENV = "FTP_POSE_DPC"
+BACKENDS = ("auto", "reference", "cpu", "triton")
 
 
 def _triton_available() -> bool:
@@ -127,18 +130,41 @@ def _triton_available() -> bool:
 
 
 _TRITON_OK: bool | None = None
+#: fast backends that failed here under ``auto`` (then the reference runs, after one warning)
+_FAILED: set[str] = set()
 
 
-def _use_triton(x: torch.Tensor) -> bool:
-    """Whether the fused Triton kernel computes the DPC of ``x`` (see :data:`BACKEND_ENV`)."""
+def backend_for(x: torch.Tensor) -> str:
+    """The DPC backend that runs for tokens ``x``: ``reference``, ``cpu`` or ``triton``
+    (see :data:`BACKEND_ENV`)."""
     mode = os.environ.get(BACKEND_ENV, "auto").strip().lower()
-    if mode == "reference":
-        return False
-    if mode == "triton":
-        return True
+    if mode not in BACKENDS:
+        raise ValueError(f"{BACKEND_ENV} must be one of {', '.join(BACKENDS)}, got {mode!r}")
     if mode != "auto":
-        raise ValueError(f"{BACKEND_ENV} must be auto, reference or triton, got {mode!r}")
-    return x.is_cuda and _triton_available()
+        return mode
+    if x.is_cuda:
+        fast = "triton" if _triton_available() else "reference"
+    else:
+        from ftp_pose.models import dpc_cpu
+
+        fast = "cpu" if dpc_cpu.available() else "reference"
+    return "reference" if fast in _FAILED else fast
+
+
+def _fast_or_reference(backend: str, fast: Callable[[], tuple], reference: Callable[[], tuple]) -> tuple:
+    """``fast()``; under ``auto``, a failure of the fast backend (a kernel that does not compile or
+    launch here) warns once and runs ``reference()`` from then on. A forced backend raises."""
+    if backend == "reference":
+        return reference()
+    try:
+        return fast()
+    except Exception as e:
+        if os.environ.get(BACKEND_ENV, "auto").strip().lower() != "auto":
+            raise
+        _FAILED.add(backend)
+        warnings.warn(f"DPC backend {backend!r} failed ({type(e).__name__}: {e}); using the PyTorch reference "
+                      f"from now on (set {BACKEND_ENV}=reference to silence this)", RuntimeWarning, stacklevel=3)
+        return reference()
 
 
 def _check_k_tau(k: int, tau: float | None, normalize: bool, c: int) -> float:
@@ -223,17 +249,25 @@ def _dpc_log_density_delta(
         xf = xf - xf.mean(dim=1, keepdim=True)  # distances are translation invariant; better precision
         sq = (xf * xf).sum(-1)  # B x N
 
-        if _use_triton(x):
+        def dist_rows(s: int, e: int) -> torch.Tensor:
+            d = _sq_dists(xf[:, s:e], xf, sq[:, s:e], sq)
+            return d.mul_(scale) if scale != 1.0 else d
+
+        def triton() -> tuple[torch.Tensor, torch.Tensor]:
             from ftp_pose.models.dpc_triton import identity_mix, mixed_gram_dpc
 
             return mixed_gram_dpc(torch.bmm(xf, xf.transpose(1, 2)), *identity_mix(n, x.device), k, tau, scale,
                                   num_mix=1)
 
-        def dist_rows(s: int, e: int) -> torch.Tensor:
-            d = _sq_dists(xf[:, s:e], xf, sq[:, s:e], sq)
-            return d.mul_(scale) if scale != 1.0 else d
+        def cpu() -> tuple[torch.Tensor, torch.Tensor]:
+            from ftp_pose.models.dpc_cpu import gram_dpc
 
-        return _dpc_core(dist_rows, b, n, k, tau, chunk_size, x.device)
+            # the reference's distances (same Gram matrix and squared norms), fused reductions
+            return gram_dpc(torch.bmm(xf, xf.transpose(1, 2)), sq, k, tau, scale)
+
+        backend = backend_for(x)
+        return _fast_or_reference(backend, triton if backend == "triton" else cpu,
+                                  lambda: _dpc_core(dist_rows, b, n, k, tau, chunk_size, x.device))
 
 
 @torch.compiler.disable  # runs eagerly under torch.compile: short compiles, kernel launched as is
@@ -264,7 +298,8 @@ def _dpc_upsampled_log_density_delta(
         xf = low.detach().float()
         xf = xf - xf.mean(dim=1, keepdim=True)  # interpolation weights sum to 1: centring commutes
         gram = torch.bmm(xf, xf.transpose(1, 2))  # B x m x m
-        if _use_triton(low):
+
+        def triton() -> tuple[torch.Tensor, torch.Tensor]:
             from ftp_pose.models.dpc_triton import mixed_gram_dpc
 
             # W G by the matrix product also off CUDA (interpreter tests): equal rows of W (the
@@ -272,19 +307,43 @@ def _dpc_upsampled_log_density_delta(
             gw = upsample_rows(gram, grid_size, factor, mode, method="matmul").transpose(1, 2)
             return mixed_gram_dpc(gw, *interp_sparse(grid_size, factor, mode, low.device), k, tau, scale,
                                   num_mix=4 if mode == "bilinear" else 1)
-        # W G = (G W^T)^T (G is symmetric): B x N x m
-        gw = upsample_rows(gram, grid_size, factor, mode).transpose(1, 2).contiguous()
-        n = gw.shape[1]
-        up = upsample_tokens(xf, grid_size, factor, mode)  # B x N x C
-        sq = (up * up).sum(-1)  # B x N
 
-        def dist_rows(s: int, e: int) -> torch.Tensor:
-            # rows s:e of W G W^T
-            g = upsample_rows(gw[:, s:e], grid_size, factor, mode)
-            d = (sq[:, s:e].unsqueeze(2) + sq.unsqueeze(1)).sub_(g, alpha=2.0).clamp_min_(0.0)
-            return d.mul_(scale) if scale != 1.0 else d
+        def cpu() -> tuple[torch.Tensor, torch.Tensor]:
+            from ftp_pose.models.dpc_cpu import bilinear_gram_dpc
 
-        return _dpc_core(dist_rows, b, n, k, tau, chunk_size, low.device)
+            return bilinear_gram_dpc(gram, grid_size, factor, mode, k, tau, scale)
+
+        def reference() -> tuple[torch.Tensor, torch.Tensor]:
+            # each upsampled token mixes <= 4 low-res tokens: W = (index, weight), N x 4. Rows of
+            # W G and of W G W^T are 4-tap mixes (gathers, a fixed order of sums), and the squared
+            # norms are the diagonal of the same mixed Gram matrix: exact copies (the clamped
+            # border blocks, equal rows of W) get bitwise-equal distances, so they tie exactly
+            idx, wts = interp_sparse(grid_size, factor, mode, low.device)
+            idx = idx.long()
+
+            def mix(rows: torch.Tensor) -> torch.Tensor:
+                """``rows W^T`` by the 4 taps: ``B x R x m -> B x R x N``."""
+                out = rows[..., idx[:, 0]] * wts[:, 0]
+                for t in range(1, idx.shape[1]):
+                    out = out + rows[..., idx[:, t]] * wts[:, t]
+                return out
+
+            gw = mix(gram).transpose(1, 2).contiguous()  # W G = (G W^T)^T (G is symmetric): B x N x m
+            n = gw.shape[1]
+            diag = torch.gather(gw, 2, idx.unsqueeze(0).expand(b, n, idx.shape[1]))  # B x N x 4
+            sq = diag[..., 0] * wts[:, 0]
+            for t in range(1, idx.shape[1]):
+                sq = sq + diag[..., t] * wts[:, t]
+
+            def dist_rows(s: int, e: int) -> torch.Tensor:
+                g = mix(gw[:, s:e])  # rows s:e of W G W^T
+                d = (sq[:, s:e].unsqueeze(2) + sq.unsqueeze(1)).sub_(g, alpha=2.0).clamp_min_(0.0)
+                return d.mul_(scale) if scale != 1.0 else d
+
+            return _dpc_core(dist_rows, b, n, k, tau, chunk_size, low.device)
+
+        backend = backend_for(low)
+        return _fast_or_reference(backend, triton if backend == "triton" else cpu, reference)
 
 
 @torch.no_grad()
