@@ -2,7 +2,8 @@
 
 ``python -m ftp_pose bench [--variants baseline multigrained ftp_pose] [--eps-grid] [--backbone base]
 [--batch 1] [--throughput-batch 32] [--amp/--no-amp] [--device auto|cpu|cuda] [--warmup N]
-[--repeats N] [--cuda-graphs | --compile] [--dpc auto|reference|triton] [--quick]
+[--repeats N] [--rounds N] [--threads N] [--cuda-graphs | --compile] [--dpc auto|reference|cpu|triton]
+[--no-free-selection] [--quick]
 [--out figures/bench_<device>.json]``
 
 * FLOPs come from ``torch.utils.flop_counter.FlopCounterMode`` (one forward at batch 1, counted
@@ -18,8 +19,13 @@
 * Runners (:mod:`ftp_pose.models.runner`): ``--cuda-graphs`` replays captured CUDA graphs,
   ``--compile`` uses ``torch.compile(mode="reduce-overhead")``; off CUDA both fall back to
   eager with a message (the row's ``runner`` says what ran).
-* DPC backend: ``--dpc reference`` forces the PyTorch reference on CUDA (sets ``FTP_POSE_DPC``);
-  ``auto`` uses the fused Triton kernel on CUDA (:mod:`ftp_pose.models.dpc_triton`).
+* DPC backend: ``--dpc reference`` forces the PyTorch reference (sets ``FTP_POSE_DPC``); ``auto``
+  uses the fused Triton kernel on CUDA (:mod:`ftp_pose.models.dpc_triton`) and the compiled numba
+  loops on the CPU (:mod:`ftp_pose.models.dpc_cpu`).
+* ``ftp_pose_free_selection``: the same ftp_pose model keeping evenly spaced tokens (no DPC):
+  ``selection_cost = 1 - latency(free) / latency(ftp_pose)`` is what the selection itself costs.
+* Variants are built first and then timed in ``--rounds`` interleaved rounds, so that a change of
+  load hits all of them alike; ``latency_ms_spread`` is [min, max] of the timed forwards.
 * ``pairs``: for each pair of variants ``a`` (later in the list) vs ``b``, the measured speed-up
   ``fps_a / fps_b`` (batch 1 and throughput batch), the FLOP ratio ``gflops_b / gflops_a`` and the
   efficiency ``speedup / flop_ratio`` (1 = the speed-up the FLOPs promise).
@@ -175,16 +181,19 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "device"
 
 
-def bench_variant(name: str, device: torch.device, *, backbone: str = "base", eps_h: float | None = None,
-                  eps_l: float | None = None, batch: int = 1, throughput_batch: int = 32, amp: bool = False,
-                  warmup: int = 10, repeats: int = 50, compile: bool = False, cuda_graphs: bool = False,
-                  label: str | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """One row of the benchmark for variant ``name`` (see :func:`ftp_pose.models.build_model`)."""
+def _prepare(name: str, device: torch.device, *, backbone: str, eps_h: float | None, eps_l: float | None,
+             compile: bool, cuda_graphs: bool, label: str | None, overrides: dict[str, Any] | None,
+             selection: str = "dpc") -> dict[str, Any]:
+    """Build one variant, count its FLOPs (on the CPU, batch 1) and wrap it in its runner."""
     from ftp_pose.models import build_model
+    from ftp_pose.models.dpc import DPCPruning
     from ftp_pose.models.runner import make_runner
 
     torch.manual_seed(0)
     model = build_model(name, backbone=backbone, eps_h=eps_h, eps_l=eps_l, **(overrides or {})).eval()
+    for mod in model.modules():
+        if isinstance(mod, DPCPruning):
+            mod.selection = selection
     cfg = model.config
     t, (h, w) = cfg.num_frames, cfg.input_size
     params = sum(p.numel() for p in model.parameters())
@@ -194,31 +203,74 @@ def bench_variant(name: str, device: torch.device, *, backbone: str = "base", ep
     if message:
         print(f"bench: {message}", flush=True)
     row: dict[str, Any] = {"name": label or name, "variant": name, "eps_h": cfg.eps_h if cfg.use_hrb else None,
-                           "eps_l": cfg.eps_l, "runner": mode, "params_m": round(params / 1e6, 3), "gflops": round(flops / 1e9, 3),
+                           "eps_l": cfg.eps_l, "selection": selection, "runner": mode,
+                           "params_m": round(params / 1e6, 3), "gflops": round(flops / 1e9, 3),
                            "breakdown_gflops": {k: round(v / 1e9, 3) for k, v in parts.items()}}
+    return {"row": row, "model": model, "runner": runner, "shape": (t, 3, h, w)}
+
+
+def _time_prepared(jobs: list[dict[str, Any]], device: torch.device, batch: int, throughput_batch: int, amp: bool,
+                   warmup: int, repeats: int, rounds: int) -> list[dict[str, Any]]:
+    """Time the prepared variants side by side: after ``warmup`` forwards each, ``rounds``
+    interleaved rounds of ``ceil(repeats / rounds)`` forwards per variant (the same load for all);
+    latency = median over all timed forwards. Then the DPC share per variant (hooked run)."""
+    rounds = max(1, int(rounds))
+    per_round = max(1, -(-repeats // rounds))
     for tag, bs in (("", batch), ("_throughput", throughput_batch)):
-        clips = torch.randn(bs, t, 3, h, w, device=device)
-        ms = statistics.median(time_forward(runner, clips, warmup, repeats, amp))
-        row[f"latency{tag}_ms"] = round(ms, 3)
-        row[f"fps{tag}"] = round(1000.0 * bs / ms, 2)
-        dpc_ms, hooked_ms = _time_dpc(model, clips, max(1, warmup // 2), repeats, amp)
-        row[f"dpc_ms{tag}"] = round(dpc_ms, 3)
-        row[f"dpc_frac{tag}"] = round(dpc_ms / hooked_ms, 4) if hooked_ms else 0.0
-    del model, runner
+        clips = [torch.randn(bs, *job["shape"], device=device) for job in jobs]
+        times: list[list[float]] = [[] for _ in jobs]
+        for job, x in zip(jobs, clips):
+            time_forward(job["runner"], x, warmup, 0, amp)
+        for _ in range(rounds):
+            for i, (job, x) in enumerate(zip(jobs, clips)):
+                times[i] += time_forward(job["runner"], x, 0, per_round, amp)
+        for job, x, ts in zip(jobs, clips, times):
+            row, ms = job["row"], statistics.median(ts)
+            row[f"latency{tag}_ms"] = round(ms, 3)
+            row[f"latency{tag}_ms_spread"] = [round(min(ts), 3), round(max(ts), 3)]
+            row[f"fps{tag}"] = round(1000.0 * bs / ms, 2)
+            dpc_ms, hooked_ms = _time_dpc(job["model"], x, max(1, warmup // 2), repeats, amp)
+            row[f"dpc_ms{tag}"] = round(dpc_ms, 3)
+            row[f"dpc_frac{tag}"] = round(dpc_ms / hooked_ms, 4) if hooked_ms else 0.0
+    return [job["row"] for job in jobs]
+
+
+def bench_variant(name: str, device: torch.device, *, backbone: str = "base", eps_h: float | None = None,
+                  eps_l: float | None = None, batch: int = 1, throughput_batch: int = 32, amp: bool = False,
+                  warmup: int = 10, repeats: int = 50, compile: bool = False, cuda_graphs: bool = False,
+                  label: str | None = None, overrides: dict[str, Any] | None = None,
+                  selection: str = "dpc") -> dict[str, Any]:
+    """One row of the benchmark for variant ``name`` (see :func:`ftp_pose.models.build_model`)."""
+    job = _prepare(name, device, backbone=backbone, eps_h=eps_h, eps_l=eps_l, compile=compile,
+                   cuda_graphs=cuda_graphs, label=label, overrides=overrides, selection=selection)
+    row = _time_prepared([job], device, batch, throughput_batch, amp, warmup, repeats, 1)[0]
+    del job
     if device.type == "cuda":
         torch.cuda.empty_cache()
     return row
 
 
+#: the label of the "free selection" row: ftp_pose with evenly spaced kept tokens (no DPC cost)
+FREE = "ftp_pose_free_selection"
+
+
 def run_bench(variants: list[str] | None = None, *, eps_grid: bool = False, backbone: str = "base",
               batch: int = 1, throughput_batch: int = 32, amp: bool | None = None, device: str = "auto",
               warmup: int = 10, repeats: int = 50, compile: bool = False, cuda_graphs: bool = False,
-              dpc: str | None = None, quick: bool = False, progress: bool = True) -> dict[str, Any]:
-    """Benchmark the variants (and, with ``eps_grid``, ``ftp_pose`` over eps_h x eps_l in {1,3,6,10}^2).
+              dpc: str | None = None, quick: bool = False, progress: bool = True, rounds: int = 5,
+              free_selection: bool = True, threads: int | None = None,
+              img_size: tuple[int, int] | None = None) -> dict[str, Any]:
+    """Benchmark the variants side by side (and, with ``eps_grid``, ``ftp_pose`` over eps_h x eps_l
+    in {1,3,6,10}^2), timed in ``rounds`` interleaved rounds.
 
     Returns the json-ready result (``device``, ``batch``, ``amp``, ``rows`` ...). ``quick``: the quick
-    preset (``QUICK_BACKBONE``, the model of configs/quick_cpu.yaml), throughput batch 2, 1 warm-up and 1 repeat, for a CPU smoke run.
-    ``dpc``: the DPC backend (``auto``, ``reference``, ``triton``; default: ``$FTP_POSE_DPC`` or auto).
+    preset (``QUICK_BACKBONE``, the model of configs/quick_cpu.yaml), throughput batch 2, 1 warm-up
+    and 1 repeat, for a CPU smoke run. ``dpc``: the DPC backend (``auto``, ``reference``, ``cpu``,
+    ``triton``; default: ``$FTP_POSE_DPC`` or auto). ``free_selection``: when ``ftp_pose`` runs,
+    also the same model with evenly spaced kept tokens (row :data:`FREE`): what the selection
+    costs is ``1 - latency(free) / latency(ftp_pose)`` (``result["selection_cost"]``).
+    ``threads``: ``torch.set_num_threads`` for the run (CPU). ``img_size``: input ``(H, W)``
+    (default the preset's 256 x 192; the token grids follow).
     """
     from tqdm.auto import tqdm
 
@@ -227,27 +279,33 @@ def run_bench(variants: list[str] | None = None, *, eps_grid: bool = False, back
     if dpc is not None:
         os.environ[BACKEND_ENV] = dpc
     dpc = os.environ.get(BACKEND_ENV, "auto")
+    if threads is not None:
+        torch.set_num_threads(int(threads))
 
     dev = resolve_device(device)
     amp = (dev.type == "cuda") if amp is None else bool(amp)
-    overrides: dict[str, Any] = {}
+    overrides: dict[str, Any] = {} if img_size is None else {"img_size": tuple(int(v) for v in img_size)}
     if quick:
-        backbone, throughput_batch, warmup, repeats = QUICK_BACKBONE, min(throughput_batch, 2), 1, 1
-    jobs: list[tuple[str, str, float | None, float | None]] = [(v, v, None, None) for v in (variants or [])]
+        backbone, throughput_batch, warmup, repeats, rounds = QUICK_BACKBONE, min(throughput_batch, 2), 1, 1, 1
+    specs: list[tuple[str, str, float | None, float | None, str]] = [(v, v, None, None, "dpc") for v in (variants or [])]
+    if free_selection and "ftp_pose" in (variants or []):
+        specs.append((FREE, "ftp_pose", None, None, "even"))
     if eps_grid:
-        jobs += [(f"ftp_pose_h{eh}_l{el}", "ftp_pose", eh, el) for eh in EPS_GRID for el in EPS_GRID]
-    if not jobs:
+        specs += [(f"ftp_pose_h{eh}_l{el}", "ftp_pose", eh, el, "dpc") for eh in EPS_GRID for el in EPS_GRID]
+    if not specs:
         raise ValueError("bench: nothing to run (give --variants and/or --eps-grid)")
-    rows = []
-    for label, name, eh, el in tqdm(jobs, desc="bench", disable=None if progress else True):
-        rows.append(bench_variant(name, dev, backbone=backbone, eps_h=eh, eps_l=el, batch=batch,
-                                  throughput_batch=throughput_batch, amp=amp, warmup=warmup, repeats=repeats,
-                                  compile=compile, cuda_graphs=cuda_graphs, label=label, overrides=overrides))
+    jobs = [_prepare(name, dev, backbone=backbone, eps_h=eh, eps_l=el, compile=compile, cuda_graphs=cuda_graphs,
+                     label=label, overrides=overrides, selection=sel)
+            for label, name, eh, el, sel in tqdm(specs, desc="bench: build", disable=None if progress else True)]
+    rows = _time_prepared(jobs, dev, batch, throughput_batch, amp, warmup, repeats, rounds)
+    del jobs
+    if dev.type == "cuda":
+        torch.cuda.empty_cache()
     result: dict[str, Any] = {
         "device": device_name(dev), "device_type": dev.type, "batch": batch, "throughput_batch": throughput_batch,
         "amp": amp, "backbone": backbone, "overrides": overrides, "quick": quick, "compile": compile,
-        "cuda_graphs": cuda_graphs, "dpc_backend": dpc,
-        "warmup": warmup, "repeats": repeats, "torch": torch.__version__, "rows": rows,
+        "cuda_graphs": cuda_graphs, "dpc_backend": dpc, "threads": torch.get_num_threads(),
+        "warmup": warmup, "repeats": repeats, "rounds": rounds, "torch": torch.__version__, "rows": rows,
     }
     by = {r["name"]: r for r in rows}
     if "ftp_pose" in by:
@@ -260,7 +318,11 @@ def run_bench(variants: list[str] | None = None, *, eps_grid: bool = False, back
                     "flops": round(by[ref]["gflops"] / by["ftp_pose"]["gflops"], 3),
                 }
         result["speedup"] = speed
-    result["pairs"] = pair_speedups(rows)
+        if FREE in by:
+            result["selection_cost"] = {tag.strip("_") or "batch": round(
+                1.0 - by[FREE][f"latency{tag}_ms"] / by["ftp_pose"][f"latency{tag}_ms"], 4)
+                for tag in ("", "_throughput")}
+    result["pairs"] = pair_speedups([r for r in rows if r["name"] != FREE])
     return result
 
 
@@ -286,8 +348,9 @@ def pair_speedups(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def format_tables(result: dict[str, Any]) -> str:
     """Two markdown tables: the main numbers, and the per-part GFLOPs breakdown."""
     tb = result["throughput_batch"]
-    lines = [f"Device: {result['device']} | batch {result['batch']} | throughput batch {tb} | "
-             f"amp {result['amp']} | backbone {result['backbone']}", "",
+    lines = [f"Device: {result['device']} | threads {result.get('threads')} | batch {result['batch']} | "
+             f"throughput batch {tb} | amp {result['amp']} | backbone {result['backbone']} | "
+             f"DPC backend {result['dpc_backend']}", "",
              f"| variant | params (M) | GFLOPs | latency (ms) | FPS | FPS @{tb} | DPC (ms) | DPC share | "
              f"DPC share @{tb} | runner |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
@@ -300,6 +363,10 @@ def format_tables(result: dict[str, Any]) -> str:
               "|---|" + "---:|" * len(parts)]
     for r in result["rows"]:
         lines.append(f"| {r['name']} | " + " | ".join(f"{r['breakdown_gflops'][p]:.2f}" for p in parts) + " |")
+    if result.get("selection_cost"):
+        c = result["selection_cost"]
+        lines += ["", f"Selection cost (1 - latency of {FREE} / latency of ftp_pose): "
+                  f"{100 * c['batch']:.1f} % at batch {result['batch']}, {100 * c['throughput']:.1f} % at batch {tb}"]
     if result.get("pairs"):
         lines += ["", f"Speed-up vs FLOP ratio (efficiency = speed-up / FLOP ratio; DPC backend {result['dpc_backend']})",
                   "", f"| a vs b | FLOP ratio | speed-up @{result['batch']} | efficiency @{result['batch']} | "
@@ -327,8 +394,16 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
                       help="torch.compile(mode='reduce-overhead') before timing (CUDA only; eager elsewhere)")
     fast.add_argument("--cuda-graphs", action="store_true",
                       help="replay captured CUDA graphs (CUDA only; eager elsewhere)")
-    parser.add_argument("--dpc", choices=("auto", "reference", "triton"), default=None,
-                        help="DPC backend (default: $FTP_POSE_DPC or auto = Triton kernel on CUDA)")
+    parser.add_argument("--dpc", choices=("auto", "reference", "cpu", "triton"), default=None,
+                        help="DPC backend (default: $FTP_POSE_DPC or auto = the Triton kernel on CUDA, "
+                             "the numba loops on the CPU)")
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="interleaved timing rounds: the repeats are spread over the variants in turn")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (CPU; default: PyTorch's)")
+    parser.add_argument("--img-size", type=int, nargs=2, metavar=("H", "W"), default=None,
+                        help="input size (default 256 192; e.g. 128 96 for the ablate cpu preset's model)")
+    parser.add_argument("--no-free-selection", dest="free_selection", action="store_false",
+                        help="skip the ftp_pose row with evenly spaced kept tokens (the cost of the selection)")
     parser.add_argument("--quick", action="store_true", help="tiny model, few repeats (also FTP_POSE_QUICK=1)")
     parser.add_argument("--out", default=None, help="json path (default figures/bench_<device>.json)")
 
@@ -338,7 +413,9 @@ def run_cli(args: argparse.Namespace) -> int:
     result = run_bench(args.variants, eps_grid=args.eps_grid, backbone=args.backbone, batch=args.batch,
                        throughput_batch=args.throughput_batch, amp=args.amp, device=args.device,
                        warmup=args.warmup, repeats=args.repeats, compile=args.compile,
-                       cuda_graphs=args.cuda_graphs, dpc=args.dpc, quick=quick)
+                       cuda_graphs=args.cuda_graphs, dpc=args.dpc, quick=quick, rounds=args.rounds,
+                       free_selection=args.free_selection, threads=args.threads,
+                       img_size=args.img_size)
     print(format_tables(result))
     out = Path(args.out) if args.out else figures_dir() / (
         f"bench_{_slug(result['device'])}{'_quick' if quick else ''}.json")

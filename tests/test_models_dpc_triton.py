@@ -35,13 +35,8 @@ def test_kernel_matches_reference_in_interpreter(interp_results: dict, case: str
     assert interp_results[case]["ok"], interp_results[case]["detail"]
 
 
-def test_cpu_dispatch_uses_reference(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cpu_tensors_never_pick_triton(monkeypatch: pytest.MonkeyPatch) -> None:
     from ftp_pose.models import dpc
 
     monkeypatch.delenv(dpc.BACKEND_ENV, raising=False)
-    assert not dpc._use_triton(torch.zeros(1, 2, 3))
-    monkeypatch.setenv(dpc.BACKEND_ENV, "reference")
-    assert not dpc._use_triton(torch.zeros(1, 2, 3))
-    monkeypatch.setenv(dpc.BACKEND_ENV, "bogus")
-    with pytest.raises(ValueError):
-        dpc._use_triton(torch.zeros(1, 2, 3))
+    assert dpc.backend_for(torch.zeros(1, 2, 3)) != "triton"

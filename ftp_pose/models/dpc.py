@@ -59,7 +59,8 @@ import torch.nn as nn
 
 from ftp_pose.models.upsample import interp_sparse, upsample_rows, upsample_tokens
 
-__all__ = ["dpc_knn_scores", "dpc_knn_scores_upsampled", "select_tokens", "gather_tokens", "prune_tokens", "num_kept", "DPCPruning"]
+__all__ = ["dpc_knn_scores", "dpc_knn_scores_upsampled", "select_tokens", "gather_tokens", "prune_tokens", "num_kept",
+           "DPCPruning", "SELECTIONS", "fixed_selection", "backend_for"]
 
 #: default budget (elements) for one ``B x chunk x N`` float32 block of distances (256 MiB)
 DEFAULT_MAX_ELEMENTS = 1 << 26
@@ -407,6 +408,28 @@ def prune_tokens(
     return gather_tokens(x, idx), idx
 
 
+#: how :class:`DPCPruning` picks its tokens: the DPC-KNN score (the method), evenly spaced indices
+#: (no selection cost: the benchmark's "free selection", which isolates what the selection costs)
+#: or a seeded random subset (the control that asks whether DPC beats chance at the same eps)
+SELECTIONS = ("dpc", "even", "random")
+
+
+def fixed_selection(b: int, n: int, m: int, selection: str, seed: int = 0, device: torch.device | str = "cpu"
+                    ) -> torch.Tensor:
+    """``B x m`` ascending indices out of ``n`` for the ``even`` and ``random`` selections.
+
+    ``even``: ``round(linspace(0, n - 1, m))`` (distinct for ``m <= n``), the same for every
+    sample; ``random``: a seeded random subset per sample (same seed, same subsets)."""
+    if selection == "even":
+        idx = torch.linspace(0, n - 1, m, dtype=torch.float64).round().long()
+        return idx.to(device).expand(b, m)
+    if selection == "random":
+        g = torch.Generator().manual_seed(int(seed))
+        idx = torch.stack([torch.randperm(n, generator=g)[:m] for _ in range(b)])
+        return torch.sort(idx, dim=1).values.to(device)
+    raise ValueError(f"selection must be one of {SELECTIONS}, got {selection!r}")
+
+
 class DPCPruning(nn.Module):
     """DPC-KNN token pruning as a module (no parameters): ``B x N x C -> B x M x C``.
 
@@ -417,16 +440,23 @@ class DPCPruning(nn.Module):
     factor, mode)``, ``x`` is the low-resolution ``B x (h*w) x C`` set and the tokens pruned are
     its interpolation (``values`` must then be given), via :func:`dpc_knn_scores_upsampled`.
     With ``eps == 1`` nothing is computed unless ``return_scores`` is set (for drawing).
+    ``selection`` (:data:`SELECTIONS`, an attribute that may be changed at any time): ``dpc``, or
+    the same number of ``even`` / seeded ``random`` tokens without computing any score.
     """
 
     def __init__(self, eps: float = 1.0, k: int = 5, tau: float | None = None,
-                 normalize: bool = False, chunk_size: int | None = None) -> None:
+                 normalize: bool = False, chunk_size: int | None = None, selection: str = "dpc",
+                 seed: int = 0) -> None:
         super().__init__()
         num_kept(1, eps)  # validates eps
+        if selection not in SELECTIONS:
+            raise ValueError(f"selection must be one of {SELECTIONS}, got {selection!r}")
         self.eps, self.k, self.tau, self.normalize, self.chunk_size = float(eps), int(k), tau, normalize, chunk_size
+        self.selection, self.seed = selection, int(seed)
 
     def extra_repr(self) -> str:
-        return f"eps={self.eps:g}, k={self.k}, tau={self.tau}, normalize={self.normalize}"
+        sel = "" if self.selection == "dpc" else f", selection={self.selection}"
+        return f"eps={self.eps:g}, k={self.k}, tau={self.tau}, normalize={self.normalize}{sel}"
 
     def forward(self, x: torch.Tensor, return_scores: bool = False, values: torch.Tensor | None = None,
                 upsample: tuple[tuple[int, int], int, str] | None = None):
@@ -438,6 +468,9 @@ class DPCPruning(nn.Module):
         everything = torch.arange(n, device=x.device).expand(b, n)
         if m >= n and not return_scores:
             return values, everything, None
+        if self.selection != "dpc" and m < n:
+            idx = fixed_selection(b, n, m, self.selection, self.seed, values.device)
+            return gather_tokens(values, idx), idx, None
         if upsample is None:
             log_rho, delta = _dpc_log_density_delta(x, self.k, self.tau, self.normalize, self.chunk_size)
         else:

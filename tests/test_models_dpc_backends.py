@@ -1,0 +1,152 @@
+"""The DPC backends on the CPU: the compiled loops (``cpu``, numba) against the PyTorch reference.
+
+The reference is tested against a Python loop in ``test_models_dpc.py``; here the fast path must
+keep the same tokens at the model's sizes, apart from swaps that each test names (near-ties of the
+score at the cut), and exact copies must tie bitwise in both paths.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ftp_pose.models import dpc, dpc_cpu
+from ftp_pose.models.upsample import interp_sparse
+
+pytestmark = pytest.mark.skipif(not dpc_cpu.available(), reason="numba is not installed")
+
+
+def _run(monkeypatch: pytest.MonkeyPatch, backend: str, fn):
+    monkeypatch.setenv(dpc.BACKEND_ENV, backend)
+    return fn()
+
+
+def _unexplained_swaps(log_rho: torch.Tensor, delta: torch.Tensor, kept_a: torch.Tensor, kept_b: torch.Tensor,
+                       num_keep: int, rtol: float = 1e-5) -> list[int]:
+    """Tokens kept by one selection and not the other whose reference score is not within ``rtol``
+    (in log space) of the score at the cut: such a swap cannot come from float rounding."""
+    log_score = log_rho + torch.log(delta)
+    cut = torch.sort(log_score, descending=True).values[num_keep - 1]
+    diff = set(kept_a.tolist()) ^ set(kept_b.tolist())
+    return [i for i in sorted(diff) if abs(float(log_score[i] - cut)) > rtol * max(1.0, abs(float(cut)))]
+
+
+CASES = [  # (batch, grid, width): the tiny preset at 256 x 192 and the quick preset at 128 x 96
+    (2, (16, 12), 192),
+    (3, (8, 6), 96),
+]
+
+
+@pytest.mark.parametrize("b,grid,c", CASES)
+@pytest.mark.parametrize("mode", ["bilinear", "nearest"])
+def test_upsampled_fast_path_keeps_the_reference_tokens(monkeypatch, b, grid, c, mode) -> None:
+    g = torch.Generator().manual_seed(11)
+    # smooth-ish tokens (a random walk over the grid) as well as white noise
+    low = torch.randn(b, grid[0] * grid[1], c, generator=g)
+    low = low + 2 * low.cumsum(1) / grid[0]
+
+    def scores():
+        return dpc._dpc_upsampled_log_density_delta(low, grid, 4, mode, 5, None, False, None)
+
+    lr_f, d_f = _run(monkeypatch, "cpu", scores)
+    lr_r, d_r = _run(monkeypatch, "reference", scores)
+    torch.testing.assert_close(lr_f, lr_r, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(d_f, d_r, rtol=1e-4, atol=1e-4)
+    n = lr_r.shape[1]
+    for eps in (2, 6, 10):
+        m = dpc.num_kept(n, eps)
+        idx_f, _ = dpc._select(lr_f, d_f, m)
+        idx_r, _ = dpc._select(lr_r, d_r, m)
+        for i in range(b):
+            bad = _unexplained_swaps(lr_r[i], d_r[i], idx_r[i], idx_f[i], m)
+            assert not bad, f"eps {eps}, sample {i}: tokens {bad} swapped without a near-tie"
+
+
+@pytest.mark.parametrize("n,c", [(576, 192), (144, 96), (37, 5)])
+def test_plain_fast_path_equals_reference(monkeypatch, n, c) -> None:
+    """Plain tokens: the same distances (the reference's own Gram matrix and expression), so the
+    same delta exactly and log rho up to the order of the k-term sum."""
+    x = torch.randn(3, n, c, generator=torch.Generator().manual_seed(n))
+
+    def scores():
+        return dpc._dpc_log_density_delta(x, 5, None, False, None)
+
+    lr_f, d_f = _run(monkeypatch, "cpu", scores)
+    lr_r, d_r = _run(monkeypatch, "reference", scores)
+    torch.testing.assert_close(lr_f, lr_r, rtol=1e-6, atol=1e-7)
+    idx_f, _ = dpc._select(lr_f, d_f, dpc.num_kept(n, 6))
+    idx_r, _ = dpc._select(lr_r, d_r, dpc.num_kept(n, 6))
+    assert torch.equal(idx_f, idx_r)
+    # the delta of each token is a distance to a denser one: compare with a direct float64 check
+    xf = (x - x.mean(1, keepdim=True)).double()
+    dist = torch.cdist(xf, xf)
+    for i in range(3):
+        order = torch.sort(lr_f[i], descending=True, stable=True).indices
+        top, second = order[0].item(), order[1].item()
+        assert d_f[i, second].item() == pytest.approx(dist[i, second, top].item(), rel=1e-3, abs=1e-3)
+        assert d_f[i, top].item() == pytest.approx(dist[i, top].max().item(), rel=1e-3)
+
+
+def _copy_groups(grid: tuple[int, int], factor: int, mode: str) -> list[list[int]]:
+    """Groups (>= 2) of upsampled tokens with identical interpolation rows: exact copies."""
+    idx, w = interp_sparse(grid, factor, mode)
+    groups: dict[tuple, list[int]] = {}
+    for q in range(idx.shape[0]):
+        key = tuple(sorted((int(i), float(v)) for i, v in zip(idx[q], w[q]) if v > 0))
+        groups.setdefault(key, []).append(q)
+    return [g for g in groups.values() if len(g) > 1]
+
+
+@pytest.mark.parametrize("backend", ["reference", "cpu"])
+def test_border_copies_tie_bitwise(monkeypatch, backend) -> None:
+    grid = (8, 6)
+    groups = _copy_groups(grid, 4, "bilinear")
+    # bilinear x4 (align_corners=False) clamps two rows and two columns at each border: the four
+    # corner blocks of 2 x 2 identical tokens, and pairs along the edges
+    assert sum(len(g) == 4 for g in groups) == 4 and len(groups) > 4
+    low = torch.randn(2, 48, 16, generator=torch.Generator().manual_seed(3))
+    lr, d = _run(monkeypatch, backend,
+                 lambda: dpc._dpc_upsampled_log_density_delta(low, grid, 4, "bilinear", 5, None, False, None))
+    kept, _ = dpc._select(lr, d, dpc.num_kept(lr.shape[1], 6))
+    for b in range(2):
+        kept_b = set(kept[b].tolist())
+        for grp in groups:
+            assert len({lr[b, q].item() for q in grp}) == 1, f"copies {grp} have different densities"
+            # the lowest index counts as the densest copy; every other copy is at distance 0 from it
+            assert all(d[b, q].item() == 0.0 for q in grp[1:]), f"copies {grp}: delta {d[b, grp].tolist()}"
+            assert len(kept_b & set(grp)) <= 1
+
+
+def test_fast_path_failure_falls_back_with_one_warning(monkeypatch) -> None:
+    x = torch.randn(2, 50, 8, generator=torch.Generator().manual_seed(0))
+    monkeypatch.setenv(dpc.BACKEND_ENV, "reference")
+    want = dpc.dpc_knn_scores(x)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("kernel failed to compile")
+
+    monkeypatch.setattr(dpc_cpu, "gram_dpc", broken)
+    monkeypatch.setattr(dpc, "_FAILED", set())
+    monkeypatch.setenv(dpc.BACKEND_ENV, "cpu")  # forced: the error is raised
+    with pytest.raises(RuntimeError, match="failed to compile"):
+        dpc.dpc_knn_scores(x)
+    monkeypatch.setenv(dpc.BACKEND_ENV, "auto")  # auto: one warning, then the reference
+    with pytest.warns(RuntimeWarning, match="'cpu' failed"):
+        got = dpc.dpc_knn_scores(x)
+    for a, b in zip(got, want):
+        assert torch.equal(a, b)
+    assert dpc.backend_for(x) == "reference"
+
+
+def test_backend_choice(monkeypatch) -> None:
+    x = torch.zeros(1, 2, 3)
+    monkeypatch.setattr(dpc, "_FAILED", set())
+    monkeypatch.delenv(dpc.BACKEND_ENV, raising=False)
+    assert dpc.backend_for(x) == "cpu"
+    monkeypatch.setattr(dpc_cpu, "nb", None)  # numba missing (e.g. the GPU machine): the reference
+    assert dpc.backend_for(x) == "reference"
+    for mode in ("reference", "cpu", "triton"):
+        monkeypatch.setenv(dpc.BACKEND_ENV, mode)
+        assert dpc.backend_for(x) == mode
+    monkeypatch.setenv(dpc.BACKEND_ENV, "bogus")
+    with pytest.raises(ValueError, match="FTP_POSE_DPC"):
+        dpc.backend_for(x)
