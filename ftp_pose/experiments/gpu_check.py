@@ -645,7 +645,7 @@ class GpuCheck:
                     if cuda:
                         torch.cuda.synchronize()
             text.append(f"== ftp_pose ({p.kernel_backend} DPC, eager) batch {bs}: top {'CUDA' if cuda else 'CPU'} ops\n"
-                        + prof.key_averages().table(sort_by="cuda_time_total" if cuda else "cpu_time_total", row_limit=15))
+                        + prof.key_averages().table(sort_by="device_time_total" if cuda else "cpu_time_total", row_limit=15))
         path = write_text(self.out / "profile.txt", "\n\n".join(text))
         return {"file": path.name}
 

@@ -68,7 +68,7 @@ class CudaGraphRunner:
     #: device types whose inputs run from graphs (others run eagerly); a test may fake a capture on the CPU
     graph_devices: tuple[str, ...] = ("cuda",)
 
-    def __init__(self, model: nn.Module, max_graphs: int = 8, warmup: int = 2,
+    def __init__(self, model: nn.Module, max_graphs: int = 16, warmup: int = 2,
                  buckets: tuple[int, ...] | None = None) -> None:
         self.model, self.max_graphs, self.warmup = model, int(max_graphs), int(warmup)
         self.buckets = None if buckets is None else tuple(sorted(int(b) for b in buckets))
