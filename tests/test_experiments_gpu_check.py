@@ -279,7 +279,8 @@ def test_dry_run_end_to_end_without_optional_packages(tmp_path: Path, monkeypatc
     assert res["tests"]["kernel_hrb"]["tokens"] == 16 * DRY_RUN.hrb["grid"][0] * DRY_RUN.hrb["grid"][1]
     assert all(res["tests"][c]["ok"] for c in ("runner", "bf16"))
     assert all(v["comparison"]["ok"] for k, v in res["kernel"].items() if k.startswith(("hrb", "lrb")))
-    assert (out / "profile.txt").read_text().strip() and (out / "gpu_check.md").read_text().startswith("# GPU check (DRY RUN)")
+    assert (out / "profile.txt").read_text().strip()
+    assert (out / "gpu_check.md").read_text().startswith("# GPU check (DRY RUN)")
 
     bench = json.loads((out / "figures" / "bench_cuda.json").read_text())
     assert set(bench) == _bench_keys(monkeypatch)

@@ -715,7 +715,8 @@ print("COMPILE_RESULT", time.perf_counter() - t, r["latency_ms"], r["fps_through
             return {"skipped": "dry run (compiling takes minutes on the CPU)"}
         left = self.plan.budget_s - self.elapsed()
         t = time.perf_counter()
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+        path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+        env = {**os.environ, "PYTHONPATH": path,
                BACKEND_ENV: self.plan.kernel_backend}
         try:
             proc = subprocess.run([sys.executable, "-c", self.COMPILE_CHILD], cwd=ROOT, capture_output=True, text=True,
@@ -766,7 +767,8 @@ print("COMPILE_RESULT", time.perf_counter() - t, r["latency_ms"], r["fps_through
                 if isinstance(val, dict) and "error" in val:
                     self.log(f"step {name} failed:\n{val['error']}")
                 entry["seconds"] = round(time.perf_counter() - t, 1)
-                entry["status"] = "failed" if _failed(val) else "skipped" if isinstance(val, dict) and "skipped" in val else "ok"
+                skipped = isinstance(val, dict) and "skipped" in val
+                entry["status"] = "failed" if _failed(val) else "skipped" if skipped else "ok"
                 self.res[name] = val
                 if self.dev.type == "cuda":
                     torch.cuda.empty_cache()
@@ -823,16 +825,19 @@ def goals(res: dict) -> list[tuple[str, str, bool | None]]:
 
 def _bench_tables(title: str, setup: dict) -> list[str]:
     lines = ["", f"## {title} (DPC {setup.get('dpc_backend')}, CUDA graphs {setup.get('cuda_graphs')})", "",
-             "| variant | GFLOPs | latency (ms) | FPS @1 | FPS @32 | DPC @1 | DPC @32 |", "|---|---:|---:|---:|---:|---:|---:|"]
+             "| variant | GFLOPs | latency (ms) | FPS @1 | FPS @32 | DPC @1 | DPC @32 |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
     for r in setup.get("rows", []):
-        lines.append(f"| {r['name']} | {r['gflops']:.1f} | {r['latency_ms']:.2f} | {r['fps']:.1f} | {r['fps_throughput']:.1f} | "
+        lines.append(f"| {r['name']} | {r['gflops']:.1f} | {r['latency_ms']:.2f} | {r['fps']:.1f} | "
+                     f"{r['fps_throughput']:.1f} | "
                      f"{100 * r['dpc_frac']:.1f} % | {100 * r['dpc_frac_throughput']:.1f} % |")
     for e in setup.get("errors", []):
         lines.append(f"| {e['name']} | error: {e['error'].strip().splitlines()[-1][:150]} | | | | | |")
     for w in setup.get("warnings", []):
         lines.append(f"| {w['name']} | warnings: {'; '.join(w['warnings'])[:300]} | | | | | |")
     if setup.get("pairs"):
-        lines += ["", "| a vs b | FLOP ratio | speed-up @1 | eff. @1 | speed-up @32 | eff. @32 |", "|---|---:|---:|---:|---:|---:|"]
+        lines += ["", "| a vs b | FLOP ratio | speed-up @1 | eff. @1 | speed-up @32 | eff. @32 |",
+                  "|---|---:|---:|---:|---:|---:|"]
         for p in setup["pairs"]:
             lines.append(f"| {p['a']} vs {p['b']} | {p['flop_ratio']:.2f} | {p['speedup']:.2f} | "
                          f"{p['efficiency']:.2f} | {p['speedup_throughput']:.2f} | {p['efficiency_throughput']:.2f} |")
