@@ -221,7 +221,7 @@ def test_runner_key_lists_every_pruning_module(small_model) -> None:
     small_model.set_pruning(eps_h=3, eps_l=10, k=4, tau=7.0)
     key = runner.key(_clips(3), {})
     assert key[0] == (4, 3, 3, 64, 48)
-    assert sorted(key[-1]) == sorted([(3.0, 4, 7.0, False, None), (10.0, 4, 7.0, False, None)])
+    assert sorted(key[-1]) == sorted([(3.0, 4, 7.0, False, None, "dpc", 0), (10.0, 4, 7.0, False, None, "dpc", 0)])
     small_model.set_pruning(eps_h=6, eps_l=6, k=5)
 
 

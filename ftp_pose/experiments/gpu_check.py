@@ -505,8 +505,10 @@ class GpuCheck:
                      f"{100 * row['dpc_frac_throughput']:.1f} %")
             if self.dev.type == "cuda":
                 torch.cuda.empty_cache()
+        from ftp_pose.bench import FREE
+
         out: dict[str, Any] = {"dpc_backend": backend, "cuda_graphs": cuda_graphs, "rows": rows,
-                               "pairs": pair_speedups(rows)}
+                               "pairs": pair_speedups([r for r in rows if r["name"] != FREE])}
         if errors:
             out["errors"] = errors
         if warned:
@@ -607,7 +609,10 @@ class GpuCheck:
         return res
 
     def _variants(self) -> list[tuple[str, str, dict]]:
-        return [(v, v, {}) for v in ("baseline", "multigrained", "ftp_pose")]
+        from ftp_pose.bench import FREE
+
+        # plus ftp_pose keeping evenly spaced tokens: what the DPC selection itself costs
+        return [(v, v, {}) for v in ("baseline", "multigrained", "ftp_pose")] + [(FREE, "ftp_pose", {"selection": "even"})]
 
     def step_bench(self) -> dict[str, Any]:
         res = {"kernel_cuda_graphs": self.bench_rows(self._variants(), self.plan.kernel_backend, True)}

@@ -49,7 +49,7 @@ class CudaGraphRunner:
 
     * **Key** (:meth:`key`): padded input shape, dtype, device, keyword arguments, autocast
       state, train / eval mode, the DPC backend (``$FTP_POSE_DPC``) and the settings of every
-      pruning module (``eps, k, tau, normalize, chunk_size``): after ``model.set_pruning(...)``
+      pruning module (``eps, k, tau, normalize, chunk_size, selection, seed``): after ``model.set_pruning(...)``
       the next call captures a new graph instead of replaying the old ratio.
     * **Batch buckets**: a batch of ``n`` (``x`` is ``B x ...``) runs in the graph of
       :func:`batch_bucket` ``(n, buckets)`` (powers of two by default): ``x`` is copied into the
@@ -84,7 +84,7 @@ class CudaGraphRunner:
         from ftp_pose.models.dpc import BACKEND_ENV
 
         shape = (batch_bucket(x.shape[0], self.buckets), *x.shape[1:])
-        pruning = tuple((float(m.eps), int(m.k), m.tau, bool(m.normalize), m.chunk_size) for m in self._prunes)
+        pruning = tuple((float(m.eps), int(m.k), m.tau, bool(m.normalize), m.chunk_size, m.selection, m.seed) for m in self._prunes)
         return (shape, x.dtype, str(x.device), tuple(sorted(kwargs.items())), _autocast_state(x.device.type),
                 bool(self.model.training), os.environ.get(BACKEND_ENV, "auto").strip().lower(), pruning)
 
