@@ -1,7 +1,6 @@
 """Small helpers shared by several test files (imported as ``from _helpers import ...``)."""
 from __future__ import annotations
 
-import socket
 import time
 
 import numpy as np
@@ -16,13 +15,6 @@ def person_keypoints(x0: float) -> np.ndarray:
     for n, j in enumerate(EVAL_JOINTS):
         kp[j] = (x0 + 40 * (n % 3), 30 + 35 * n, 1)
     return kp
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def spawn_and_join(fn, args: tuple, nprocs: int, deadline_s: float, what: str) -> None:
