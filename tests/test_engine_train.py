@@ -123,7 +123,7 @@ def test_ddp_two_processes_match_one(tmp_path: Path) -> None:
     # about 30 s on an idle 2-core machine; the deadline leaves room for a loaded CI runner
     spawn_and_join(_ddp_entry, (2, str(tmp_path / "rendezvous"), two.to_dict(), str(tmp_path / "init.pt"),
                                 str(tmp_path / "ok")), nprocs=2, deadline_s=420, what="DDP with 2 gloo processes")
-    assert (tmp_path / "ok").is_file()  # both ranks finished train()
+    assert (tmp_path / "ok").is_file()  # train() returned (spawn_and_join: every rank exited with 0)
     a, b = load_checkpoint(tmp_path / "one" / "last.pt"), load_checkpoint(tmp_path / "two" / "last.pt")
     assert a["global_step"] == b["global_step"] == 12
     for k in a["model"]:
