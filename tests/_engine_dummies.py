@@ -88,15 +88,26 @@ def loss_evaluate(model, val_set, cfg, dist, out_dir) -> dict:
     return {"Head": float(loss), "Mean": 100.0 * math.exp(-10 * float(loss))}
 
 
-def ddp_worker(rank: int, world: int, port: int, cfg_dict: dict, out: str) -> None:
-    """One rank of a gloo DDP run (started by torch.multiprocessing.spawn)."""
-    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+def ddp_worker(rank: int, world: int, init_file: str, cfg_dict: dict, out: str, timeout_s: float = 240.0) -> None:
+    """One rank of a gloo DDP run (started by :func:`_helpers.spawn_and_join`).
+
+    The ranks meet through ``file://init_file`` rather than a TCP port: a port that a test picked
+    free and released can be taken by another process before rank 0 binds it. ``init_distributed``
+    then finds the group joined and reads the rank from the environment, as under torchrun.
+    ``timeout_s`` bounds every collective, so a stuck rank raises instead of hanging for gloo's 30 min.
+    """
+    import datetime
+
+    import torch.distributed as dist
+
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
     from ftp_pose.engine import distributed as D
     from ftp_pose.engine.config import config_from_dict
     from ftp_pose.engine.train import train
 
+    dist.init_process_group("gloo", init_method=Path(init_file).resolve().as_uri(), rank=rank, world_size=world,
+                            timeout=datetime.timedelta(seconds=timeout_s))
     cfg = config_from_dict(cfg_dict)
     try:
         train(cfg, model=DummyPoseNet(), train_set=DummyClips(24), val_set=DummyClips(8, seed=1),

@@ -1,9 +1,10 @@
 """Small helpers shared by several test files (imported as ``from _helpers import ...``)."""
 from __future__ import annotations
 
-import socket
+import time
 
 import numpy as np
+import pytest
 
 from ftp_pose.keypoints import EVAL_JOINTS, NUM_JOINTS
 
@@ -16,8 +17,23 @@ def person_keypoints(x0: float) -> np.ndarray:
     return kp
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def spawn_and_join(fn, args: tuple, nprocs: int, deadline_s: float, what: str) -> None:
+    """``torch.multiprocessing.spawn(fn, args, nprocs)`` that cannot hang the test session.
+
+    A rank that raises fails the test with its traceback (as ``spawn`` does); ranks still running
+    after ``deadline_s`` seconds are killed and the test fails naming ``what`` and the deadline.
+    """
+    import torch.multiprocessing as mp
+
+    ctx = mp.spawn(fn, args=args, nprocs=nprocs, join=False)
+    end = time.monotonic() + deadline_s
+    while not ctx.join(timeout=1.0):
+        if time.monotonic() > end:
+            alive = [i for i, p in enumerate(ctx.processes) if p.is_alive()]
+            for p in ctx.processes:
+                if p.is_alive():
+                    p.kill()
+            for p in ctx.processes:
+                p.join(10)
+            pytest.fail(f"{what}: rank(s) {alive} of {nprocs} still running after {deadline_s:.0f} s, killed "
+                        "(a deadlocked collective, or a machine far slower than this test allows)", pytrace=False)

@@ -1,6 +1,8 @@
 """The heatmap codec and the affine crop helpers."""
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 import pytest
@@ -143,3 +145,94 @@ def test_codec_decode_to_image_equals_the_free_functions() -> None:
     assert np.array_equal(new, old) and np.array_equal(scores, maxvals)
     one, _ = codec.decode_to_image(hms[:1], invs[0])  # one 2 x 3 matrix for all
     assert np.array_equal(one, old[:1])
+
+
+# ----------------------------------------------------------------------------- the pixel convention, by hand
+# 256 x 192 crops, 64 x 48 heatmaps: stride 4, pixel centres on integers, so input pixel x maps to
+# heatmap pixel (x + 0.5) / 4 - 0.5 and back x = (x_hm + 0.5) * 4 - 0.5.
+
+def test_codec_encodes_a_joint_at_hand_computed_heatmap_cells() -> None:
+    from ftp_pose.data import HeatmapCodec
+
+    codec = HeatmapCodec((256, 192), (64, 48), sigma=2.0)
+    kp = np.zeros((17, 3))
+    kp[0] = (37.5, 21.5, 1)  # (37.5 + 0.5) / 4 - 0.5 = 9.0, (21.5 + 0.5) / 4 - 0.5 = 5.0: exactly on cell (9, 5)
+    kp[1] = (41.0, 22.5, 1)  # 41.5 / 4 - 0.5 = 9.875, 23 / 4 - 0.5 = 5.25: between cells
+    hm, w = codec.encode(kp)
+    assert w.tolist() == [1.0, 1.0] + [0.0] * 15 and not hm[2:].any()
+    assert np.unravel_index(hm[0].argmax(), hm[0].shape) == (5, 9)  # (row, col)
+    two_sigma_sq = 2 * 2.0 ** 2
+    for (col, row), d2 in {(9, 5): 0.0, (10, 5): 1.0, (11, 5): 4.0, (9, 3): 4.0, (10, 6): 2.0}.items():
+        assert hm[0, row, col] == pytest.approx(math.exp(-d2 / two_sigma_sq), abs=1e-6), (col, row)
+    assert np.unravel_index(hm[1].argmax(), hm[1].shape) == (5, 10)
+    for (col, row) in [(10, 5), (9, 5), (10, 6), (12, 4)]:
+        d2 = (col - 9.875) ** 2 + (row - 5.25) ** 2
+        assert hm[1, row, col] == pytest.approx(math.exp(-d2 / two_sigma_sq), abs=1e-6), (col, row)
+
+
+@pytest.mark.parametrize("x,inside", [(-0.6, False), (-0.4, True), (191.4, True), (191.6, False)])
+def test_codec_weight_is_zero_exactly_off_the_heatmap(x: float, inside: bool) -> None:
+    """A joint counts while its heatmap position is in [-0.5, w - 0.5): input x in [-0.5, 191.5)."""
+    from ftp_pose.data import HeatmapCodec
+
+    hm, w = HeatmapCodec((256, 192), (64, 48)).encode(np.array([[x, 100.0, 1.0]]))
+    assert w[0] == float(inside) and bool(hm[0].any()) == inside
+
+
+def _hand_heatmap(col: int, row: int, patch: np.ndarray) -> np.ndarray:
+    """1 x 1 x 64 x 48 zeros with the 3 x 3 ``patch`` centred on (col, row)."""
+    hm = np.zeros((1, 1, 64, 48), np.float32)
+    hm[0, 0, row - 1:row + 2, col - 1:col + 2] = patch
+    return hm
+
+
+#: rows top to bottom: the peak 1.0 at the centre, right 0.8 > left 0.5, up 0.6 > down 0.4
+PATCH = np.array([[0.3, 0.6, 0.3],
+                  [0.5, 1.0, 0.8],
+                  [0.3, 0.4, 0.3]], np.float32)
+
+
+def test_codec_decodes_a_hand_built_heatmap_with_each_refinement() -> None:
+    from ftp_pose.data import HeatmapCodec
+
+    codec = HeatmapCodec((256, 192), (64, 48), blur_kernel=0)
+    hm = _hand_heatmap(7, 3, PATCH)
+
+    def to_input(x_hm: float, y_hm: float) -> list[float]:
+        return [(x_hm + 0.5) * 4 - 0.5, (y_hm + 0.5) * 4 - 0.5]
+
+    kp, score = codec.decode(hm, refine=None)  # integer argmax: cell (7, 3)
+    assert to_input(7, 3) == [29.5, 13.5]
+    np.testing.assert_allclose(kp[0, 0], [29.5, 13.5])
+    assert score[0, 0] == 1.0
+    kp, _ = codec.decode(hm, refine="quarter")  # a quarter pixel towards the higher neighbour: right, up
+    assert to_input(7.25, 2.75) == [30.5, 12.5]
+    np.testing.assert_allclose(kp[0, 0], [30.5, 12.5])
+    # DARK: one Newton step on the log-heatmap, offset = -H^-1 g with central differences; the
+    # four corners are equal, so the mixed derivative is 0 and each axis is -f'/f'' on its own
+    kp, _ = codec.decode(hm, refine="dark")
+    ox = -0.5 * (math.log(0.8) - math.log(0.5)) / (math.log(0.8) + math.log(0.5))  # f'' = ln R - 2 ln 1 + ln L
+    oy = -0.5 * (math.log(0.4) - math.log(0.6)) / (math.log(0.4) + math.log(0.6))  # rows grow downwards
+    assert 0 < ox < 0.5 and -0.5 < oy < 0
+    np.testing.assert_allclose(kp[0, 0], to_input(7 + ox, 3 + oy), atol=1e-4)
+
+
+def test_codec_does_not_refine_a_peak_on_the_heatmap_border() -> None:
+    from ftp_pose.data import HeatmapCodec
+
+    codec = HeatmapCodec((256, 192), (64, 48), blur_kernel=0)
+    hm = np.zeros((1, 1, 64, 48), np.float32)
+    hm[0, 0, 10, 0], hm[0, 0, 10, 1], hm[0, 0, 9, 0] = 1.0, 0.9, 0.5  # column 0: no left neighbour
+    for refine in (None, "quarter", "dark"):
+        kp, _ = codec.decode(hm, refine=refine)
+        np.testing.assert_allclose(kp[0, 0], [(0 + 0.5) * 4 - 0.5, (10 + 0.5) * 4 - 0.5], err_msg=str(refine))
+
+
+def test_codec_decode_to_image_applies_the_inverse_affine_by_hand() -> None:
+    """A crop that is the image shifted by (100, 50) and scaled by 2: image = 2 * crop + (100, 50)."""
+    from ftp_pose.data import HeatmapCodec
+
+    inverse = np.array([[2.0, 0.0, 100.0], [0.0, 2.0, 50.0]], np.float32)
+    hm = _hand_heatmap(7, 3, PATCH)
+    xy, _ = HeatmapCodec((256, 192), (64, 48)).decode_to_image(hm, inverse, refine=None)
+    np.testing.assert_allclose(xy[0, 0], [2 * 29.5 + 100, 2 * 13.5 + 50])

@@ -8,6 +8,7 @@ the AP is checked against a range, not a value.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import shutil
 from pathlib import Path
@@ -43,6 +44,29 @@ def test_shipped_quick_checkpoint_is_small_complete_and_from_the_quick_config() 
     val = [r for r in ckpt["history"] if r["kind"] == "val"]  # the run's metrics.csv travels along
     assert val and float(val[-1]["ap_mean"]) == pytest.approx(ckpt["metrics"]["Mean"], abs=1e-4)
     assert quick_checkpoint(train_if_missing=False) == QUICK_WEIGHTS
+
+
+def test_shipped_quick_checkpoint_reproduces_its_stored_ap(tmp_path: Path) -> None:
+    """Re-evaluate the shipped weights on the synthetic val videos their config regenerates.
+
+    The stored ``best_ap`` was computed by the training run itself; here it is recomputed from the
+    weights (inference only). Each video is seeded by (seed, split, index) alone, so one train video
+    plus the config's val videos give the very val split the run used, in seconds.
+    """
+    from ftp_pose.data.synthetic import generate_synthetic_posetrack
+    from ftp_pose.engine.inference import evaluate_checkpoint
+
+    ckpt = load_checkpoint(QUICK_WEIGHTS)
+    cfg = config_from_dict(ckpt["config"])
+    syn = cfg.data.synthetic
+    assert syn is not None and cfg.data.val_boxes == "gt"
+    paths = generate_synthetic_posetrack(tmp_path / "synth", n_videos=1, n_frames=syn.n_frames, seed=syn.seed,
+                                         progress=False, **syn.options.kwargs())
+    assert Path(cfg.data.val_ann).name == paths["val"].name  # the run validated on the merged val json
+    evaluate_checkpoint(QUICK_WEIGHTS, paths["val"], tmp_path / "synth", boxes="gt", out_dir=tmp_path / "eval",
+                        flip_test=cfg.flip_test, device="cpu", progress=False)
+    again = json.loads((tmp_path / "eval" / "result.json").read_text())["Mean"]
+    assert abs(again - ckpt["best_ap"]) < 1.0, f"re-evaluated {again:.2f} mean AP, the checkpoint says {ckpt['best_ap']:.2f}"
 
 
 def test_partial_run_is_never_used(tmp_path: Path) -> None:

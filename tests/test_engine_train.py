@@ -13,7 +13,7 @@ from ftp_pose.engine.config import OptimConfig, load_config
 from ftp_pose.engine.optim import build_optimizer, build_scheduler, lr_factor_at, param_groups
 from ftp_pose.engine.run_log import TIMING_COLUMNS
 from ftp_pose.engine.train import train
-from _helpers import free_port
+from _helpers import spawn_and_join
 
 
 class Killed(Exception):
@@ -73,6 +73,27 @@ def test_killed_then_resumed_equals_uninterrupted(tmp_path: Path, kill_step: int
     assert completed_checkpoint(tmp_path / "killed") == tmp_path / "killed" / "best.pt"  # finished now
 
 
+def test_best_pt_holds_the_best_epochs_weights(tmp_path: Path) -> None:
+    """Scripted validation: mean AP 50, 70, 60 after epochs 1, 2, 3; best.pt must be epoch 2's."""
+    scripted, evaluated = [50.0, 70.0, 60.0], []
+
+    def scripted_evaluate(model, val_set, cfg, dist, out_dir) -> dict:
+        evaluated.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+        return {"Head": 0.0, "Mean": scripted[len(evaluated) - 1]}
+
+    torch.manual_seed(123)
+    result = train(_cfg(tmp_path, "optim.epochs=3", "eval_every=1"), model=DummyPoseNet(), train_set=DummyClips(24),
+                   val_set=DummyClips(8, seed=1), loss_fn=mse_loss, evaluate_fn=scripted_evaluate)
+    assert len(evaluated) == 3 and result["best_ap"] == 70.0
+    best, last = load_checkpoint(tmp_path / "best.pt"), load_checkpoint(tmp_path / "last.pt")
+    assert best["epoch"] == 2 and best["best_ap"] == 70.0 and best["metrics"]["Mean"] == 70.0
+    assert last["epoch"] == 3 and last["metrics"]["Mean"] == 60.0
+    for k, w in evaluated[1].items():  # the weights that scored 70, not the later (worse) ones
+        assert torch.equal(best["model"][k], w), f"best.pt differs from epoch 2's weights at {k}"
+    assert any(not torch.equal(best["model"][k], w) for k, w in evaluated[2].items())  # the epochs did differ
+    assert completed_checkpoint(tmp_path) == tmp_path / "best.pt"
+
+
 def test_checkpoint_loads_with_weights_only(tmp_path: Path) -> None:
     _run(_cfg(tmp_path, "optim.epochs=1"))
     ckpt = torch.load(tmp_path / "last.pt", weights_only=True)
@@ -87,8 +108,6 @@ def test_ddp_two_processes_match_one(tmp_path: Path) -> None:
     process takes the mean over 4 clips in one reduction, so float32 rounding differs in the last
     bits and grows a little over the steps; hence allclose.
     """
-    import torch.multiprocessing as mp
-
     base = ["workers=0", "optim.epochs=2", "optim.warmup_iters=2", "optim.lr=1e-2", "optim.lr_steps=[1]",
             "log_every=1", "seed=3"]
     one = load_config(None, [f"out_dir={tmp_path / 'one'}", "batch_size=4", *base])
@@ -101,8 +120,10 @@ def test_ddp_two_processes_match_one(tmp_path: Path) -> None:
     torch.manual_seed(123)
     init = DummyPoseNet().state_dict()
     torch.save(init, tmp_path / "init.pt")
-    mp.spawn(_ddp_entry, args=(2, free_port(), two.to_dict(), str(tmp_path / "init.pt"), str(tmp_path / "ok")),
-             nprocs=2, join=True)
+    # about 30 s on an idle 2-core machine; the deadline leaves room for a loaded CI runner
+    spawn_and_join(_ddp_entry, (2, str(tmp_path / "rendezvous"), two.to_dict(), str(tmp_path / "init.pt"),
+                                str(tmp_path / "ok")), nprocs=2, deadline_s=420, what="DDP with 2 gloo processes")
+    assert (tmp_path / "ok").is_file()  # train() returned (spawn_and_join: every rank exited with 0)
     a, b = load_checkpoint(tmp_path / "one" / "last.pt"), load_checkpoint(tmp_path / "two" / "last.pt")
     assert a["global_step"] == b["global_step"] == 12
     for k in a["model"]:
@@ -114,7 +135,7 @@ def test_ddp_two_processes_match_one(tmp_path: Path) -> None:
             assert float(ra["loss"]) == pytest.approx(float(rb["loss"]), rel=1e-4)
 
 
-def _ddp_entry(rank: int, world: int, port: int, cfg_dict: dict, init: str, out: str) -> None:
+def _ddp_entry(rank: int, world: int, init_file: str, cfg_dict: dict, init: str, out: str) -> None:
     import _engine_dummies
 
     state = torch.load(init, weights_only=True)
@@ -125,7 +146,7 @@ def _ddp_entry(rank: int, world: int, port: int, cfg_dict: dict, init: str, out:
             super().__init__()
             self.load_state_dict(state)
     _engine_dummies.DummyPoseNet = Seeded
-    ddp_worker(rank, world, port, cfg_dict, out)
+    ddp_worker(rank, world, init_file, cfg_dict, out)
 
 
 def test_lr_schedule_warmup_then_step() -> None:

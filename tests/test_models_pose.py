@@ -156,3 +156,22 @@ def test_set_pruning_keeps_config_and_modules_in_sync() -> None:
         base.set_pruning(eps_l=2)
     base.set_pruning(k=3)
     assert base.config.k == 3 and base.mgfe.prune_l.k == 3
+
+
+def test_ftp_pose_at_eps_1_is_multigrained_with_the_same_weights() -> None:
+    """Table II: (b) without pruning is (a). Same weights, same input -> the same heatmaps; at eps 6/6
+    the output differs (so the comparison can fail)."""
+    small = dict(backbone="quick", img_size=(64, 48), embed_dim=32, num_heads=2, depth=1, lrb_depth=1, refine_depth=1)
+    torch.manual_seed(0)
+    multi = build_model("multigrained", **small).eval()
+    torch.manual_seed(1)  # other initial weights, replaced below
+    ftp = build_model("ftp_pose", eps_h=1, eps_l=1, **small).eval()
+    ftp.load_state_dict(multi.state_dict(), strict=True)
+    clips = torch.randn(2, 3, 3, 64, 48, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        expected = multi(clips)
+        got, info = ftp(clips, return_info=True)
+        pruned = ftp.set_pruning(eps_h=6, eps_l=6)(clips)
+    assert info["kept_index_h"].shape[1] == 16 * 12 and info["kept_index_l"].shape[1] == 3 * 4 * 3  # all kept
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(pruned, expected, rtol=1e-5, atol=1e-6)  # the tolerance above can tell pruning apart

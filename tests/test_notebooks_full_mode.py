@@ -39,7 +39,7 @@ def tiny_full_env(tmp_path_factory):
 def test_notebook_runs_in_tiny_full_mode(name: str, tiny_full_env) -> None:
     path = REPO_ROOT / "notebooks" / f"{name}.ipynb"
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=240, kernel_name="python3",  # seconds per cell
+    client = NotebookClient(nb, timeout=600, kernel_name="python3",  # seconds per cell: a hang, not a slow runner
                             resources={"metadata": {"path": str(path.parent)}})
     client.execute()  # raises CellExecutionError naming the failing cell
     text = "\n".join(o.get("text", "") + o.get("data", {}).get("text/markdown", "")
