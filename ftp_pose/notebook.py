@@ -211,7 +211,7 @@ def real_video_clips(input_size: tuple[int, int], key_frame: int = 4,
     """Real 3-frame clips (frames ``key_frame - 1, key_frame, key_frame + 1``) of the sample video.
 
     The same box (enlarged 1.25, aspect of ``input_size``) is cropped from the three consecutive
-    frames, as the loader does (METHOD.md, step 1). Returns ``{name: {"clip": T x 3 x H x W
+    frames, as the loader does (docs/method.md, Pipeline step 1). Returns ``{name: {"clip": T x 3 x H x W
     ImageNet-normalised float32, "meta": {"box", "affine", "frames", "vid_id"}}}`` for each box of
     ``boxes`` (default :data:`VIDEO_PEOPLE`).
     """

@@ -3,7 +3,7 @@
 In density peaks clustering (Rodriguez & Laio 2014) cluster centres are the points that are
 both dense (large ``rho``) and far from any denser point (large ``delta``): they stand out in
 the top-right of the ``rho``-``delta`` plane. FTP-Pose keeps the tokens with the largest
-``score = rho * delta`` (METHOD.md, formulas (1)-(2)); the decision graph shows which ones.
+``score = rho * delta`` (docs/method.md, Eqs. (1)-(2)); the decision graph shows which ones.
 
 Also here: a 2-D toy set for the first notebook and :func:`save_figure` (atomic, into
 ``figures/``).
