@@ -287,3 +287,115 @@ def run_record(checkpoint: Any) -> dict[str, Any]:
         with open(path.parent / "metrics.csv", newline="") as f:
             history = list(csv.DictReader(f))
     return {"config": payload.get("config"), "metrics": payload.get("metrics") or {}, "history": history}
+
+
+# ----------------------------------------------------------------------------- first cell, training data
+
+def setup() -> NotebookSettings:
+    """What the first code cell of notebooks 01-03 does: no progress bars in stored outputs
+    (``TQDM_DISABLE=1``), :func:`settings`, ``torch.manual_seed(seed)``; prints the mode in one line."""
+    import torch
+
+    os.environ["TQDM_DISABLE"] = "1"
+    s = settings()
+    torch.manual_seed(s.seed)
+    print(f"mode: {s.mode}, device: {s.device}")
+    return s
+
+
+def train_data_overrides(s: NotebookSettings) -> tuple[list[str], str]:
+    """``--set`` overrides that point notebook 03's full / tiny run at its data, and a one-line note.
+
+    PoseTrack when ``$FTP_POSE_POSETRACK`` names a folder (``annotations/train``, ``annotations/val``
+    and the images below it), else synthetic videos rendered into ``data/synth_full`` (full mode) or
+    ``data/synth_notebook_<mode>``, ``s.synth_videos`` videos of ``s.synth_frames`` frames.
+    """
+    from ftp_pose.paths import REPO_ROOT
+
+    posetrack = os.environ.get("FTP_POSE_POSETRACK")
+    if posetrack:
+        return [f"data.train_ann={posetrack}/annotations/train", f"data.train_images={posetrack}",
+                f"data.val_ann={posetrack}/annotations/val", f"data.val_images={posetrack}"], f"PoseTrack ({posetrack})"
+    synth = REPO_ROOT / "data" / ("synth_full" if s.mode == "full" else f"synth_notebook_{s.mode}")
+    gen = (f"data.synthetic={{out_dir: '{synth}', n_videos: {s.synth_videos}, n_frames: {s.synth_frames}, "
+           f"seed: {s.seed}, options: {{n_val_videos: {max(1, s.synth_videos // 8)}}}}}")
+    return [f"data.train_ann={synth}/annotations/train.json", f"data.train_images={synth}",
+            f"data.val_ann={synth}/annotations/val.json", f"data.val_images={synth}", gen], \
+        f"synthetic videos ({synth.relative_to(REPO_ROOT)}; no $FTP_POSE_POSETRACK given)"
+
+
+def validation_people(config: dict) -> Any:
+    """The validation people of a training config (the resolved config dict a checkpoint stores), as
+    the run validated them: ground-truth boxes, no augmentation. A synthetic set named by
+    ``data.synthetic`` is rendered first when missing (seconds)."""
+    from ftp_pose.engine.builders import build_dataset, ensure_synthetic
+    from ftp_pose.engine.config import config_from_dict
+
+    cfg = config_from_dict(config, "checkpoint config")
+    ensure_synthetic(cfg)
+    return build_dataset(cfg, "val")
+
+
+@dataclass
+class JointPredictions:
+    """Predicted and true joints of every person of a dataset, in input-crop pixels.
+
+    ``pred`` P x J x 2 (heatmap argmax, DARK-refined), ``true`` P x J x 2, ``visible`` P x J (bool),
+    ``threshold`` P: the PCKh@0.5 distance of each person (half of 0.6 x its head-box diagonal),
+    in crop pixels.
+    """
+
+    pred: Any
+    true: Any
+    visible: Any
+    threshold: Any
+
+    def error(self) -> Any:
+        """P x J distance between prediction and truth, in PCKh thresholds (NaN where not visible)."""
+        import numpy as np
+
+        e = np.linalg.norm(self.pred - self.true, axis=-1) / self.threshold[:, None]
+        return np.where(self.visible, e, np.nan)
+
+    def along(self, a: int, b: int, joint: int | None = None) -> Any:
+        """Where the prediction of ``joint`` (default ``b``) falls along the true segment ``a -> b``:
+        0 at the true ``a``, 1 at the true ``b`` (projection onto the line). P values, NaN where
+        ``a`` or ``b`` is not visible."""
+        import numpy as np
+
+        j = b if joint is None else joint
+        seg = self.true[:, b] - self.true[:, a]
+        t = ((self.pred[:, j] - self.true[:, a]) * seg).sum(-1) / np.maximum((seg ** 2).sum(-1), 1e-9)
+        return np.where(self.visible[:, a] & self.visible[:, b], t, np.nan)
+
+
+def joint_predictions(model: Any, dataset: Any, device: str = "cpu", batch_size: int = 16) -> JointPredictions:
+    """Run ``model`` (no flip test) on every person of a ground-truth-box ``PoseTrackClipDataset``
+    and return their joints in crop pixels with the PCKh threshold of each person."""
+    import numpy as np
+    import torch
+
+    from ftp_pose.data.transforms import affine_points
+    from ftp_pose.metrics.posetrack_ap import head_size
+
+    heads = [a.bbox_head for image_id in dataset.set.labeled_image_ids() for a in dataset.set.annotations[image_id]]
+    if len(heads) != len(dataset):
+        raise ValueError(f"joint_predictions: {len(dataset)} items but {len(heads)} annotations (ground-truth boxes only)")
+    preds, trues, vis, thr = [], [], [], []
+    for start in range(0, len(dataset), batch_size):
+        items = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
+        with torch.no_grad():
+            hm = model(torch.stack([it["clip"] for it in items]).to(device)).float().cpu().numpy()
+        xy, _ = dataset.codec.decode(hm, refine="dark")
+        for k, it in enumerate(items):
+            m = it["meta"]["affine"].numpy().astype(np.float64)
+            joints = it["meta"]["joints"].numpy()
+            head = heads[start + k]
+            if head is None:
+                raise ValueError(f"joint_predictions: person {start + k} has no bbox_head (needed for the PCKh threshold)")
+            preds.append(xy[k])
+            trues.append(affine_points(joints[:, :2], m))
+            vis.append(joints[:, 2] > 0)
+            thr.append(0.5 * head_size(head) * np.sqrt(abs(np.linalg.det(m[:, :2]))))  # similarity: scales lengths
+    return JointPredictions(np.asarray(preds, np.float64), np.asarray(trues, np.float64), np.asarray(vis),
+                            np.asarray(thr, np.float64))

@@ -87,7 +87,7 @@ def decision_graph_data(rho: Any, delta: Any, kept_index: Any | None = None,
 
 
 def plot_decision_graph(g: DecisionGraph, ax: Any = None, title: str = "decision graph", log_rho: bool = False,
-                        kept_label: str = "kept (centres)", s: float = 12.0, color_by_score: bool = False) -> Any:
+                        kept_label: str = "kept", s: float = 12.0, color_by_score: bool = False) -> Any:
     """Matplotlib scatter of ``delta`` against ``rho``; kept tokens in red (outlined). Returns the Axes.
 
     ``color_by_score``: colour every token by ``score = rho * delta`` (viridis, with a colour bar)
