@@ -328,9 +328,23 @@ def validation_people(config: dict) -> Any:
     """The validation people of a training config (the resolved config dict a checkpoint stores), as
     the run validated them: ground-truth boxes, no augmentation. A synthetic set named by
     ``data.synthetic`` is rendered first when missing (seconds)."""
+    import copy
+    from pathlib import Path
+
     from ftp_pose.engine.builders import build_dataset, ensure_synthetic
     from ftp_pose.engine.config import config_from_dict
+    from ftp_pose.paths import REPO_ROOT
 
+    config = copy.deepcopy(config)
+    d = config["data"]
+
+    def anchor(p: Any) -> Any:  # relative paths of a stored config are relative to the repository root
+        return p if p in (None, "gt") or Path(p).is_absolute() else str(REPO_ROOT / p)
+    for key in ("train_ann", "train_images", "val_ann", "val_images", "train_boxes", "val_boxes"):
+        if key in d:
+            d[key] = anchor(d[key])
+    if d.get("synthetic"):
+        d["synthetic"]["out_dir"] = anchor(d["synthetic"]["out_dir"])
     cfg = config_from_dict(config, "checkpoint config")
     ensure_synthetic(cfg)
     return build_dataset(cfg, "val")
@@ -378,15 +392,20 @@ def joint_predictions(model: Any, dataset: Any, device: str = "cpu", batch_size:
     from ftp_pose.data.transforms import affine_points
     from ftp_pose.metrics.posetrack_ap import head_size
 
-    heads = [a.bbox_head for image_id in dataset.set.labeled_image_ids() for a in dataset.set.annotations[image_id]]
-    if len(heads) != len(dataset):
-        raise ValueError(f"joint_predictions: {len(dataset)} items but {len(heads)} annotations (ground-truth boxes only)")
+    base, index = dataset, None
+    if hasattr(dataset, "indices"):          # a torch Subset (a config's max_val_items)
+        base, index = dataset.dataset, list(dataset.indices)
+    heads = [a.bbox_head for image_id in base.set.labeled_image_ids() for a in base.set.annotations[image_id]]
+    if len(heads) != len(base):
+        raise ValueError(f"joint_predictions: {len(base)} items but {len(heads)} annotations (ground-truth boxes only)")
+    if index is not None:
+        heads = [heads[i] for i in index]
     preds, trues, vis, thr = [], [], [], []
     for start in range(0, len(dataset), batch_size):
         items = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
         with torch.no_grad():
             hm = model(torch.stack([it["clip"] for it in items]).to(device)).float().cpu().numpy()
-        xy, _ = dataset.codec.decode(hm, refine="dark")
+        xy, _ = base.codec.decode(hm, refine="dark")
         for k, it in enumerate(items):
             m = it["meta"]["affine"].numpy().astype(np.float64)
             joints = it["meta"]["joints"].numpy()
@@ -399,3 +418,19 @@ def joint_predictions(model: Any, dataset: Any, device: str = "cpu", batch_size:
             thr.append(0.5 * head_size(head) * np.sqrt(abs(np.linalg.det(m[:, :2]))))  # similarity: scales lengths
     return JointPredictions(np.asarray(preds, np.float64), np.asarray(trues, np.float64), np.asarray(vis),
                             np.asarray(thr, np.float64))
+
+
+def show_jpeg(fig: Any, quality: int = 80) -> None:
+    """Display ``fig`` as a JPEG (then close it): photo-like panels (video crops with their noise
+    texture) compress several times better than as the inline backend's PNG, which keeps the
+    stored notebook small. Line plots stay PNG (``plt.show()``)."""
+    from io import BytesIO
+
+    import matplotlib.pyplot as plt
+    from IPython.display import Image, display
+
+    buf = BytesIO()
+    fig.savefig(buf, format="jpeg", dpi=fig.dpi, bbox_inches="tight", facecolor="white",
+                pil_kwargs={"quality": quality})
+    plt.close(fig)
+    display(Image(buf.getvalue(), format="jpeg"))
