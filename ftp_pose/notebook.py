@@ -7,7 +7,10 @@
 * ``FTP_POSE_QUICK=0 FTP_POSE_TINY=1``: the full-mode code path with tiny sizes, so that a CPU
   test exercises exactly what a GPU run executes.
 
-Notebooks call :func:`settings` once and pass its fields on; no notebook reads the variables itself.
+Notebooks call :func:`settings` once (directly or through :func:`setup`, their first cell) and pass its
+fields on; no notebook reads the variables itself. Also here: the models and samples they show, the data
+overrides of notebook 03's full-mode run, the joint errors of a checkpoint on its validation people,
+and :func:`show_jpeg` for photo-like figures.
 """
 from __future__ import annotations
 
