@@ -59,3 +59,8 @@ def test_joint_predictions_of_the_target_heatmaps_are_the_true_joints() -> None:
     inside = jp.visible & (jp.true[..., 0] >= 0) & (jp.true[..., 0] <= 95) & (jp.true[..., 1] >= 0) & (jp.true[..., 1] <= 127)
     assert inside.sum() > 20
     assert np.nanmax(np.where(inside, jp.error(), np.nan)) < 0.2   # decoding the targets finds the joints
+    # person 0 of the Subset is item 0: the first person of the first labeled frame; its threshold in crop
+    # pixels is half of 0.6 x its head-box diagonal, times the crop's zoom (input height / box height)
+    first = ds.set.annotations[ds.set.labeled_image_ids()[0]][0]
+    zoom = 128 / float(ds[0]["meta"]["scale"][1])
+    assert jp.threshold[0] == pytest.approx(0.5 * 0.6 * np.hypot(*first.bbox_head[2:]) * zoom, rel=1e-3)
