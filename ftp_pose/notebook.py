@@ -7,7 +7,10 @@
 * ``FTP_POSE_QUICK=0 FTP_POSE_TINY=1``: the full-mode code path with tiny sizes, so that a CPU
   test exercises exactly what a GPU run executes.
 
-Notebooks call :func:`settings` once and pass its fields on; no notebook reads the variables itself.
+Notebooks call :func:`settings` once (directly or through :func:`setup`, their first cell) and pass its
+fields on; no notebook reads the variables itself. Also here: the models and samples they show, the data
+overrides of notebook 03's full-mode run, the joint errors of a checkpoint on its validation people,
+and :func:`show_jpeg` for photo-like figures.
 """
 from __future__ import annotations
 
@@ -211,7 +214,7 @@ def real_video_clips(input_size: tuple[int, int], key_frame: int = 4,
     """Real 3-frame clips (frames ``key_frame - 1, key_frame, key_frame + 1``) of the sample video.
 
     The same box (enlarged 1.25, aspect of ``input_size``) is cropped from the three consecutive
-    frames, as the loader does (METHOD.md, step 1). Returns ``{name: {"clip": T x 3 x H x W
+    frames, as the loader does (docs/method.md, Pipeline step 1). Returns ``{name: {"clip": T x 3 x H x W
     ImageNet-normalised float32, "meta": {"box", "affine", "frames", "vid_id"}}}`` for each box of
     ``boxes`` (default :data:`VIDEO_PEOPLE`).
     """
@@ -287,3 +290,150 @@ def run_record(checkpoint: Any) -> dict[str, Any]:
         with open(path.parent / "metrics.csv", newline="") as f:
             history = list(csv.DictReader(f))
     return {"config": payload.get("config"), "metrics": payload.get("metrics") or {}, "history": history}
+
+
+# ----------------------------------------------------------------------------- first cell, training data
+
+def setup() -> NotebookSettings:
+    """What the first code cell of notebooks 01-03 does: no progress bars in stored outputs
+    (``TQDM_DISABLE=1``), :func:`settings`, ``torch.manual_seed(seed)``; prints the mode in one line."""
+    import torch
+
+    os.environ["TQDM_DISABLE"] = "1"
+    s = settings()
+    torch.manual_seed(s.seed)
+    print(f"mode: {s.mode}, device: {s.device}")
+    return s
+
+
+def train_data_overrides(s: NotebookSettings) -> tuple[list[str], str]:
+    """``--set`` overrides that point notebook 03's full / tiny run at its data, and a one-line note.
+
+    PoseTrack when ``$FTP_POSE_POSETRACK`` names a folder (``annotations/train``, ``annotations/val``
+    and the images below it), else synthetic videos rendered into ``data/synth_full`` (full mode) or
+    ``data/synth_notebook_<mode>``, ``s.synth_videos`` videos of ``s.synth_frames`` frames.
+    """
+    from ftp_pose.paths import REPO_ROOT
+
+    posetrack = os.environ.get("FTP_POSE_POSETRACK")
+    if posetrack:
+        return [f"data.train_ann={posetrack}/annotations/train", f"data.train_images={posetrack}",
+                f"data.val_ann={posetrack}/annotations/val", f"data.val_images={posetrack}"], f"PoseTrack ({posetrack})"
+    synth = REPO_ROOT / "data" / ("synth_full" if s.mode == "full" else f"synth_notebook_{s.mode}")
+    gen = (f"data.synthetic={{out_dir: '{synth}', n_videos: {s.synth_videos}, n_frames: {s.synth_frames}, "
+           f"seed: {s.seed}, options: {{n_val_videos: {max(1, s.synth_videos // 8)}}}}}")
+    return [f"data.train_ann={synth}/annotations/train.json", f"data.train_images={synth}",
+            f"data.val_ann={synth}/annotations/val.json", f"data.val_images={synth}", gen], \
+        f"synthetic videos ({synth.relative_to(REPO_ROOT)}; no $FTP_POSE_POSETRACK given)"
+
+
+def validation_people(config: dict) -> Any:
+    """The validation people of a training config (the resolved config dict a checkpoint stores), as
+    the run validated them: ground-truth boxes, no augmentation. A synthetic set named by
+    ``data.synthetic`` is rendered first when missing (seconds)."""
+    import copy
+    from pathlib import Path
+
+    from ftp_pose.engine.builders import build_dataset, ensure_synthetic
+    from ftp_pose.engine.config import config_from_dict
+    from ftp_pose.paths import REPO_ROOT
+
+    config = copy.deepcopy(config)
+    d = config["data"]
+
+    def anchor(p: Any) -> Any:  # relative paths of a stored config are relative to the repository root
+        return p if p in (None, "gt") or Path(p).is_absolute() else str(REPO_ROOT / p)
+    for key in ("train_ann", "train_images", "val_ann", "val_images", "train_boxes", "val_boxes"):
+        if key in d:
+            d[key] = anchor(d[key])
+    if d.get("synthetic"):
+        d["synthetic"]["out_dir"] = anchor(d["synthetic"]["out_dir"])
+    cfg = config_from_dict(config, "checkpoint config")
+    ensure_synthetic(cfg)
+    return build_dataset(cfg, "val")
+
+
+@dataclass
+class JointPredictions:
+    """Predicted and true joints of every person of a dataset, in input-crop pixels.
+
+    ``pred`` P x J x 2 (heatmap argmax, DARK-refined), ``true`` P x J x 2, ``visible`` P x J (bool),
+    ``threshold`` P: the PCKh@0.5 distance of each person (half of 0.6 x its head-box diagonal),
+    in crop pixels.
+    """
+
+    pred: Any
+    true: Any
+    visible: Any
+    threshold: Any
+
+    def error(self) -> Any:
+        """P x J distance between prediction and truth, in PCKh thresholds (NaN where not visible)."""
+        import numpy as np
+
+        e = np.linalg.norm(self.pred - self.true, axis=-1) / self.threshold[:, None]
+        return np.where(self.visible, e, np.nan)
+
+    def along(self, a: int, b: int, joint: int | None = None) -> Any:
+        """Where the prediction of ``joint`` (default ``b``) falls along the true segment ``a -> b``:
+        0 at the true ``a``, 1 at the true ``b`` (projection onto the line). P values, NaN where
+        ``a`` or ``b`` is not visible."""
+        import numpy as np
+
+        j = b if joint is None else joint
+        seg = self.true[:, b] - self.true[:, a]
+        t = ((self.pred[:, j] - self.true[:, a]) * seg).sum(-1) / np.maximum((seg ** 2).sum(-1), 1e-9)
+        return np.where(self.visible[:, a] & self.visible[:, b], t, np.nan)
+
+
+def joint_predictions(model: Any, dataset: Any, device: str = "cpu", batch_size: int = 16) -> JointPredictions:
+    """Run ``model`` (no flip test) on every person of a ground-truth-box ``PoseTrackClipDataset``
+    and return their joints in crop pixels with the PCKh threshold of each person."""
+    import numpy as np
+    import torch
+
+    from ftp_pose.data.transforms import affine_points
+    from ftp_pose.metrics.posetrack_ap import head_size
+
+    base, index = dataset, None
+    if hasattr(dataset, "indices"):          # a torch Subset (a config's max_val_items)
+        base, index = dataset.dataset, list(dataset.indices)
+    heads = [a.bbox_head for image_id in base.set.labeled_image_ids() for a in base.set.annotations[image_id]]
+    if len(heads) != len(base):
+        raise ValueError(f"joint_predictions: {len(base)} items but {len(heads)} annotations (ground-truth boxes only)")
+    if index is not None:
+        heads = [heads[i] for i in index]
+    preds, trues, vis, thr = [], [], [], []
+    for start in range(0, len(dataset), batch_size):
+        items = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
+        with torch.no_grad():
+            hm = model(torch.stack([it["clip"] for it in items]).to(device)).float().cpu().numpy()
+        xy, _ = base.codec.decode(hm, refine="dark")
+        for k, it in enumerate(items):
+            m = it["meta"]["affine"].numpy().astype(np.float64)
+            joints = it["meta"]["joints"].numpy()
+            head = heads[start + k]
+            if head is None:
+                raise ValueError(f"joint_predictions: person {start + k} has no bbox_head (needed for the PCKh threshold)")
+            preds.append(xy[k])
+            trues.append(affine_points(joints[:, :2], m))
+            vis.append(joints[:, 2] > 0)
+            thr.append(0.5 * head_size(head) * np.sqrt(abs(np.linalg.det(m[:, :2]))))  # similarity: scales lengths
+    return JointPredictions(np.asarray(preds, np.float64), np.asarray(trues, np.float64), np.asarray(vis),
+                            np.asarray(thr, np.float64))
+
+
+def show_jpeg(fig: Any, quality: int = 80) -> None:
+    """Display ``fig`` as a JPEG (then close it): photo-like panels (video crops with their noise
+    texture) compress several times better than as the inline backend's PNG, which keeps the
+    stored notebook small. Line plots stay PNG (``plt.show()``)."""
+    from io import BytesIO
+
+    import matplotlib.pyplot as plt
+    from IPython.display import Image, display
+
+    buf = BytesIO()
+    fig.savefig(buf, format="jpeg", dpi=fig.dpi, bbox_inches="tight", facecolor="white",
+                pil_kwargs={"quality": quality})
+    plt.close(fig)
+    display(Image(buf.getvalue(), format="jpeg"))

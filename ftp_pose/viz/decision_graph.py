@@ -3,7 +3,7 @@
 In density peaks clustering (Rodriguez & Laio 2014) cluster centres are the points that are
 both dense (large ``rho``) and far from any denser point (large ``delta``): they stand out in
 the top-right of the ``rho``-``delta`` plane. FTP-Pose keeps the tokens with the largest
-``score = rho * delta`` (METHOD.md, formulas (1)-(2)); the decision graph shows which ones.
+``score = rho * delta`` (docs/method.md, Eqs. (1)-(2)); the decision graph shows which ones.
 
 Also here: a 2-D toy set for the first notebook and :func:`save_figure` (atomic, into
 ``figures/``).
@@ -87,7 +87,7 @@ def decision_graph_data(rho: Any, delta: Any, kept_index: Any | None = None,
 
 
 def plot_decision_graph(g: DecisionGraph, ax: Any = None, title: str = "decision graph", log_rho: bool = False,
-                        kept_label: str = "kept (centres)", s: float = 12.0, color_by_score: bool = False) -> Any:
+                        kept_label: str = "kept", s: float = 12.0, color_by_score: bool = False) -> Any:
     """Matplotlib scatter of ``delta`` against ``rho``; kept tokens in red (outlined). Returns the Axes.
 
     ``color_by_score``: colour every token by ``score = rho * delta`` (viridis, with a colour bar)
