@@ -26,7 +26,7 @@ def make_blocks(dim: int, depth: int, num_heads: int, mlp_ratio: float = 4.0,
 class CrossAttention(nn.Module):
     """``softmax(Q K^T / sqrt(d)) V`` with learnable ``W_q, W_k, W_v`` and an output projection.
 
-    ``forward(query B x Nq x C, context B x Nk x C) -> B x Nq x C`` (METHOD.md, step 4).
+    ``forward(query B x Nq x C, context B x Nk x C) -> B x Nq x C`` (docs/method.md, "Fusion and heatmaps").
     """
 
     def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True) -> None:

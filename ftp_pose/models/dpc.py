@@ -1,7 +1,7 @@
 """Feature token pruning by density peaks clustering (DPC-KNN), batched and loop-free.
 
 For tokens ``X = {x_1 .. x_N}`` (one ``N x C`` set per batch element) with squared distances
-``d_ij = ||x_i - x_j||^2`` (METHOD.md, formulas (1) and (2))::
+``d_ij = ||x_i - x_j||^2`` (docs/method.md, Eqs. 1 and 2)::
 
     rho_i   = exp( -1/(k * tau) * sum_{j in kNN(i)} d_ij )     kNN(i): the k nearest OTHER tokens
     delta_i = min_{j denser than i} sqrt(d_ij)                  (max_j sqrt(d_ij) for the densest token)

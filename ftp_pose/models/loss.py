@@ -1,4 +1,4 @@
-"""Heatmap loss (METHOD.md step 6): visibility-weighted mean squared error."""
+"""Heatmap loss (docs/method.md, Eq. 4): visibility-weighted mean squared error."""
 from __future__ import annotations
 
 import torch
