@@ -242,3 +242,35 @@ def test_demo_geometry_and_clips_with_an_oracle_model(tmp_path: Path, monkeypatc
     for a in doc["annotations"]:
         xy = np.asarray(a["keypoints"], np.float64).reshape(17, 3)[:, :2]
         assert np.abs(xy - want).max() < 1.0, np.abs(xy - want).max()
+
+
+def test_the_demo_says_when_the_checkpoint_saw_only_synthetic_people(tmp_path: Path, tiny_ckpt: Path,
+                                                                     monkeypatch) -> None:
+    """The shipped quick CPU checkpoint was trained on the synthetic videos its config renders: one
+    line says its skeletons will not fit real people; a PoseTrack config says nothing."""
+    from ftp_pose.engine.checkpoint import load_checkpoint
+    from ftp_pose.engine.config import config_from_dict, load_config
+    from ftp_pose.paths import REPO_ROOT
+    from ftp_pose.video import demo
+
+    shipped = load_checkpoint(REPO_ROOT / "checkpoints" / "quick_cpu.pt")["config"]
+    assert demo.trained_on_synthetic_data(config_from_dict(shipped))
+    assert not demo.trained_on_synthetic_data(load_config(REPO_ROOT / "configs" / "ftp_pose.yaml"))
+
+    model, cfg = demo.load_model(tiny_ckpt, torch.device("cpu"))
+    cfg.data.synthetic = config_from_dict(shipped).data.synthetic
+    cfg.data.train_ann = shipped["data"]["train_ann"]
+    monkeypatch.setattr(demo, "load_model", lambda checkpoint, device: (model, cfg))
+    lines: list[str] = []
+    demo.run_demo(_frame_folder(tmp_path), tiny_ckpt, out_dir=tmp_path / "out", detector="none", progress=False,
+                  log=lines.append)
+    assert len(lines) == 1 and "synthetic" in lines[0] and "will not fit real people" in lines[0]
+
+
+def _frame_folder(root: Path, n: int = 2) -> Path:
+    """A folder of ``n`` small frames."""
+    folder = root / "frames"
+    folder.mkdir()
+    for i in range(n):
+        cv2.imwrite(str(folder / f"{i:03d}.png"), np.full((48, 64, 3), 40 * i, np.uint8))
+    return folder
