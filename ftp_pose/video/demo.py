@@ -472,8 +472,10 @@ def _batched(items: Iterable, n: int) -> Iterator[list]:
         yield batch
 
 
-#: frames between two detections by default (``--detect-every``); measured on the street video (README)
-DETECT_EVERY = 2
+#: frames between two detections by default (``--detect-every``). 1: OpenCV's HOG is a small share of a
+#: frame's time (measured on the street video, README), so skipping it gains little; raise it for a slow
+#: detector (``torchvision`` on a CPU)
+DETECT_EVERY = 1
 
 
 @torch.no_grad()
