@@ -274,3 +274,16 @@ def _frame_folder(root: Path, n: int = 2) -> Path:
     for i in range(n):
         cv2.imwrite(str(folder / f"{i:03d}.png"), np.full((48, 64, 3), 40 * i, np.uint8))
     return folder
+
+
+def test_token_marks_map_kept_indices_to_frame_pixels() -> None:
+    """HR index -> its heatmap cell's centre in the input; LR index -> its key-frame patch corners;
+    then the input -> frame affine (a shift and zoom by 2 here)."""
+    from ftp_pose.video.demo import token_marks
+
+    inv = np.array([[2, 0, 100], [0, 2, 50]], np.float32)  # input -> frame
+    info = {"kept_index_h": torch.tensor([[13]]),  # 16 x 12 heatmap: cell (1, 1)
+            "kept_index_l": torch.tensor([[3, 12 + 4]])}  # 4 x 3 patches per frame; only key frame 1's count
+    dots, squares = token_marks(info, 0, inv, key_index=1, input_size=(64, 48), heatmap_size=(16, 12))
+    assert np.allclose(dots, [[100 + 2 * 5.5, 50 + 2 * 5.5]])  # cell centre (1.5 * 4 - 0.5) in the input
+    assert np.allclose(squares, [[[100 + 2 * 16, 50 + 2 * 16], [100 + 2 * 31, 50 + 2 * 31]]])  # patch 4: (1, 1)
