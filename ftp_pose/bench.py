@@ -381,7 +381,10 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--variants", nargs="*", default=["baseline", "multigrained", "ftp_pose"],
                         help="variants to run (default: the three of Table II)")
     parser.add_argument("--eps-grid", action="store_true", help="also ftp_pose over eps_h x eps_l in {1,3,6,10}^2")
-    parser.add_argument("--backbone", default="base", help="tiny, small, base (paper) or large")
+    from ftp_pose.models import BACKBONES
+
+    parser.add_argument("--backbone", default="base", choices=sorted(BACKBONES),
+                        help="tiny, small, base (paper), large or quick")
     parser.add_argument("--batch", type=int, default=1, help="batch for latency (default 1)")
     parser.add_argument("--throughput-batch", type=int, default=32, help="batch for throughput FPS")
     parser.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,

@@ -15,6 +15,8 @@ class                    raised for
                               do not fit the model
 :class:`ConfigError`          an unknown key or a bad value in a config / ``--set``
 :class:`DataLayoutError`      a data file with a missing or malformed field
+:class:`OutputPathError`      an output folder that cannot be created (a file in the
+                              way, no permission)
 =======================  ==========================================================
 """
 from __future__ import annotations
@@ -42,6 +44,10 @@ class ConfigError(FTPPoseError, ValueError):
 
 class DataLayoutError(FTPPoseError, ValueError):
     """A data file (annotations, detections, boxes) with a missing or malformed field."""
+
+
+class OutputPathError(FTPPoseError, OSError):
+    """An output folder that cannot be created (a file stands in its path, or no permission)."""
 
 
 def one_line(text: object, limit: int = 300) -> str:

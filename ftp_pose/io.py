@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
-from ftp_pose.errors import MissingFileError, UnreadableFileError
+from ftp_pose.errors import MissingFileError, OutputPathError, UnreadableFileError
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
@@ -16,7 +16,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     Nothing half-written is left behind: on error the temp file is removed.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
     os.close(fd)
     try:
@@ -27,6 +27,18 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+    return path
+
+
+def make_dirs(path: str | os.PathLike) -> Path:
+    """``mkdir -p path``; a folder that cannot be created raises OutputPathError naming it and why."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        blocker = next((p for p in [path, *path.parents] if p.exists() and not p.is_dir()), None)
+        why = f"{blocker} is a file, not a folder" if blocker is not None else (e.strerror or str(e))
+        raise OutputPathError(f"cannot create the output folder {path}: {why}") from e
     return path
 
 

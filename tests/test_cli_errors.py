@@ -65,3 +65,37 @@ def test_unknown_set_key(tmp_path: Path) -> None:
 
 def test_show_missing_data_folder(tmp_path: Path) -> None:
     _one_line(_run("show", "--data", str(tmp_path / "nonexistent"), cwd=tmp_path), "nonexistent")
+
+
+def test_truncated_video(tmp_path: Path, tiny_ckpt: Path) -> None:
+    """A video cut in the middle: its header announces 12 frames, 5 can be decoded; nothing is written."""
+    import cv2
+    import numpy as np
+
+    full, cut = tmp_path / "full.avi", tmp_path / "cut.avi"
+    writer = cv2.VideoWriter(str(full), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    rng = np.random.default_rng(0)
+    for _ in range(12):
+        writer.write(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
+    writer.release()
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    line = _one_line(_run("demo", str(cut), "--checkpoint", str(tiny_ckpt), "--out", str(tmp_path / "o"),
+                          "--detector", "none", cwd=tmp_path), "cut.avi", "truncated")
+    assert "5 of the 12 frames" in line
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+
+def test_unknown_bench_backbone(tmp_path: Path) -> None:
+    _one_line(_run("bench", "--backbone", "nosuch", cwd=tmp_path), "--backbone", "nosuch", "base")
+
+
+def test_synth_into_a_folder_that_cannot_be_created(tmp_path: Path) -> None:
+    (tmp_path / "a_file").write_text("in the way\n")
+    _one_line(_run("synth", "--out", str(tmp_path / "a_file" / "synth"), "--videos", "1", "--frames", "2",
+                   cwd=tmp_path), "a_file", "cannot create")
+
+
+def test_evaluate_malformed_json(tmp_path: Path) -> None:
+    bad = tmp_path / "broken.json"
+    bad.write_text('{"images": [')
+    _one_line(_run("evaluate", "--gt", str(bad), "--pred", str(bad), cwd=tmp_path), "broken.json", "malformed json")

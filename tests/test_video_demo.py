@@ -138,25 +138,29 @@ def test_torchvision_detector_from_a_local_weights_file(tmp_path: Path) -> None:
         make_detector("torchvision", weights=tmp_path / "nope.pth")
 
 
-def test_hog_finds_people_in_the_bundled_street_video(sample_root: Path) -> None:
+def test_hog_detector_is_opencvs_own_hog_on_a_bundled_frame(sample_root: Path) -> None:
+    """The boxes are those of a direct cv2.HOGDescriptor.detectMultiScale call with the same parameters
+    on the same resized frame, scaled back to the frame (IoU > 0.9 each), best first."""
+    from torchvision.ops import box_iou
+
     from ftp_pose.video.demo import open_frames
     from ftp_pose.video.detect import HOGPeopleDetector
 
     frame = next(open_frames(sample_root / "videos" / "mmpose_demo.mp4")[0])  # 960 x 540, pedestrians
-    boxes, scores = HOGPeopleDetector()(frame)
-    assert len(boxes) >= 2 and np.all(np.diff(scores) <= 0)
-    assert np.all(boxes[:, 3] > boxes[:, 2]) and np.all(boxes[:, :2] >= 0)
-
-
-def test_hog_descriptor_matches_opencv4_when_available() -> None:
-    if not hasattr(cv2, "HOGDescriptor"):
-        pytest.skip(f"OpenCV {cv2.__version__} has no HOGDescriptor (removed in OpenCV 5) to compare with")
-    from ftp_pose.video.detect import HOGPeopleDetector
-
-    win = np.random.default_rng(0).integers(0, 255, (128, 64, 3), dtype=np.uint8)
-    ref = cv2.HOGDescriptor().compute(win).reshape(-1)
-    mine = HOGPeopleDetector(padding=0).block_features(win).permute(2, 1, 0).reshape(-1).numpy()
-    assert np.abs(ref - mine).max() < 1e-4
+    det = HOGPeopleDetector(width=640, win_stride=8, padding=8, scale=1.05, hit_threshold=0.0, group_threshold=1)
+    boxes, scores = det(frame)
+    hog = cv2.HOGDescriptor()
+    hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
+    small = cv2.resize(frame, (640, 360), interpolation=cv2.INTER_AREA)
+    ref, _ = hog.detectMultiScale(small, hitThreshold=0.0, winStride=(8, 8), padding=(8, 8), scale=1.05,
+                                  groupThreshold=1)
+    ref = np.asarray(ref, np.float64).reshape(-1, 4) * (960 / 640)
+    assert len(boxes) >= 2 and len(boxes) == len(ref), (boxes, ref)
+    xyxy = lambda b: torch.as_tensor(np.concatenate([b[:, :2], b[:, :2] + b[:, 2:]], 1), dtype=torch.float64)  # noqa: E731
+    iou = box_iou(xyxy(boxes), xyxy(np.clip(ref, 0, None)))
+    assert torch.all(iou.max(1).values > 0.9) and torch.all(iou.max(0).values > 0.9), iou
+    assert np.all(np.diff(scores) <= 0) and np.all(boxes[:, 3] > boxes[:, 2])
+    assert np.all(boxes[:, :2] >= 0) and np.all(boxes[:, 0] + boxes[:, 2] <= 960)
 
 
 def test_hog_finds_several_people_on_a_street_video(sample_file, tmp_path: Path, tiny_ckpt: Path) -> None:
@@ -186,3 +190,100 @@ def test_demo_errors(tmp_path: Path, tiny_ckpt: Path, posetrack18_root: Path) ->
         run_demo(tmp_path / "missing.mp4", tiny_ckpt, out_dir=tmp_path)
     with pytest.raises(FileNotFoundError, match="checkpoint not found: .*nope.pt"):
         run_demo(_mp4(posetrack18_root), tmp_path / "nope.pt", out_dir=tmp_path)
+
+
+def test_demo_geometry_and_clips_with_an_oracle_model(tmp_path: Path, monkeypatch) -> None:
+    """An oracle model reads the frame index stamped into every frame of each clip it receives and puts
+    joint j's heatmap peak at a known cell: each clip is t-1, t, t+1 across batch boundaries (the key
+    frame repeats at the video's ends), and each keypoint lands within 1 px of where the box's crop
+    geometry, computed here by hand, puts that cell in the frame."""
+    from types import SimpleNamespace
+
+    from ftp_pose.data.clips import IMAGENET_MEAN, IMAGENET_STD
+    from ftp_pose.video import demo
+
+    n, batch, (H, W) = 10, 4, (160, 200)
+    in_h, in_w, hm_h, hm_w = 64, 48, 16, 12
+    cells = [(4 + j % 4, 4 + j // 4) for j in range(17)]  # (x, y) heatmap cell of joint j, 4+ cells from the border
+    seen: list[list[list[int]]] = []  # per forward pass, per clip: the stamps of its frames
+
+    class Oracle(torch.nn.Module):
+        def forward(self, clips: torch.Tensor) -> torch.Tensor:  # B x T x 3 x in_h x in_w
+            centre = clips[:, :, 0, in_h // 2, in_w // 2] * IMAGENET_STD[0] + IMAGENET_MEAN[0]
+            seen.append(torch.round(centre * 255).int().tolist())
+            ys, xs = torch.meshgrid(torch.arange(hm_h), torch.arange(hm_w), indexing="ij")
+            hm = torch.stack([torch.exp(-((xs - x) ** 2 + (ys - y) ** 2) / 2.0) for x, y in cells])
+            return hm.expand(len(clips), -1, -1, -1).clone()
+
+    cfg = SimpleNamespace(data=SimpleNamespace(input_size=(in_h, in_w), heatmap_size=(hm_h, hm_w), offsets=(-1, 1),
+                                               box_enlarge=1.25, synthetic=None))
+    frames = (np.full((H, W, 3), t, np.uint8) for t in range(n))  # frame value = its index
+    monkeypatch.setattr(demo, "open_frames", lambda source, max_frames=None: (frames, 10.0, n))
+    monkeypatch.setattr(demo, "load_model", lambda checkpoint, device: (Oracle(), cfg))
+    ckpt, video = tmp_path / "oracle.pt", tmp_path / "stamped.mp4"
+    ckpt.write_bytes(b"")
+    video.write_bytes(b"")  # never opened: open_frames is replaced
+    box = (40.0, 10.0, 80.0, 120.0)  # x, y, w, h: 2.3 frame pixels per input pixel
+    res = demo.run_demo(video, ckpt, out_dir=tmp_path / "out", batch_frames=batch, progress=False,
+                        detector=lambda img: (np.array([box]), np.array([1.0])))
+
+    expected = [[max(t - 1, 0) if t > 0 else t, t, min(t + 1, n - 1)] for t in range(n)]
+    expected[0], expected[-1] = [0, 0, 1], [n - 2, n - 1, n - 1]
+    assert seen == [expected[0:4], expected[4:8], expected[8:10]]
+    # the crop: the box centred, widened to the input's aspect 48 / 64, enlarged 1.25 times
+    cx, cy = box[0] + box[2] / 2, box[1] + box[3] / 2
+    crop_h = max(box[3], box[2] * in_h / in_w) * 1.25
+    crop_w = crop_h * in_w / in_h
+    stride = in_w / hm_w
+    want = np.array([[cx + ((x + 0.5) * stride - 0.5 - in_w / 2) * crop_w / in_w,
+                      cy + ((y + 0.5) * stride - 0.5 - in_h / 2) * crop_h / in_h] for x, y in cells])
+    doc = json.loads(Path(res["predictions"]).read_text())
+    assert [a["image_id"] for a in doc["annotations"]] == list(range(n))
+    for a in doc["annotations"]:
+        xy = np.asarray(a["keypoints"], np.float64).reshape(17, 3)[:, :2]
+        assert np.abs(xy - want).max() < 1.0, np.abs(xy - want).max()
+
+
+def test_the_demo_says_when_the_checkpoint_saw_only_synthetic_people(tmp_path: Path, tiny_ckpt: Path,
+                                                                     monkeypatch) -> None:
+    """The shipped quick CPU checkpoint was trained on the synthetic videos its config renders: one
+    line says its skeletons will not fit real people; a PoseTrack config says nothing."""
+    from ftp_pose.engine.checkpoint import load_checkpoint
+    from ftp_pose.engine.config import config_from_dict, load_config
+    from ftp_pose.paths import REPO_ROOT
+    from ftp_pose.video import demo
+
+    shipped = load_checkpoint(REPO_ROOT / "checkpoints" / "quick_cpu.pt")["config"]
+    assert demo.trained_on_synthetic_data(config_from_dict(shipped))
+    assert not demo.trained_on_synthetic_data(load_config(REPO_ROOT / "configs" / "ftp_pose.yaml"))
+
+    model, cfg = demo.load_model(tiny_ckpt, torch.device("cpu"))
+    cfg.data.synthetic = config_from_dict(shipped).data.synthetic
+    cfg.data.train_ann = shipped["data"]["train_ann"]
+    monkeypatch.setattr(demo, "load_model", lambda checkpoint, device: (model, cfg))
+    lines: list[str] = []
+    demo.run_demo(_frame_folder(tmp_path), tiny_ckpt, out_dir=tmp_path / "out", detector="none", progress=False,
+                  log=lines.append)
+    assert len(lines) == 1 and "synthetic" in lines[0] and "will not fit real people" in lines[0]
+
+
+def _frame_folder(root: Path, n: int = 2) -> Path:
+    """A folder of ``n`` small frames."""
+    folder = root / "frames"
+    folder.mkdir()
+    for i in range(n):
+        cv2.imwrite(str(folder / f"{i:03d}.png"), np.full((48, 64, 3), 40 * i, np.uint8))
+    return folder
+
+
+def test_token_marks_map_kept_indices_to_frame_pixels() -> None:
+    """HR index -> its heatmap cell's centre in the input; LR index -> its key-frame patch corners;
+    then the input -> frame affine (a shift and zoom by 2 here)."""
+    from ftp_pose.video.demo import token_marks
+
+    inv = np.array([[2, 0, 100], [0, 2, 50]], np.float32)  # input -> frame
+    info = {"kept_index_h": torch.tensor([[13]]),  # 16 x 12 heatmap: cell (1, 1)
+            "kept_index_l": torch.tensor([[3, 12 + 4]])}  # 4 x 3 patches per frame; only key frame 1's count
+    dots, squares = token_marks(info, 0, inv, key_index=1, input_size=(64, 48), heatmap_size=(16, 12))
+    assert np.allclose(dots, [[100 + 2 * 5.5, 50 + 2 * 5.5]])  # cell centre (1.5 * 4 - 0.5) in the input
+    assert np.allclose(squares, [[[100 + 2 * 16, 50 + 2 * 16], [100 + 2 * 31, 50 + 2 * 31]]])  # patch 4: (1, 1)

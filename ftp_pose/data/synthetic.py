@@ -65,7 +65,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from ftp_pose.io import atomic_write, write_json
+from ftp_pose.io import atomic_write, make_dirs, write_json
 from ftp_pose.keypoints import JOINT_NAMES, NUM_JOINTS, SKELETON
 
 #: Per-difficulty settings: person height as a fraction of the frame height, chance of an
@@ -559,6 +559,7 @@ def generate_synthetic_posetrack(out_dir: str | Path, n_videos: int = 4, n_frame
     extra = dict(side_cue=side_cue, key_occlusion=float(key_occlusion), key_blur=float(key_blur),
                  distractors=int(distractors))
     use_extra = side_cue != "colour" or key_occlusion > 0 or key_blur > 0 or distractors > 0
+    make_dirs(out_dir)  # a folder that cannot be created: one line, before anything is rendered
     splits = [("train", 0, n_videos, 1)] + ([("val", 1, n_val_videos, _VAL_VIDEO_BASE)] if n_val_videos else [])
     total = sum(n for _, _, n, _ in splits) * n_frames
     result: dict[str, Path] = {}

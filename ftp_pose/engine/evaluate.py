@@ -18,6 +18,7 @@ import argparse
 from pathlib import Path
 
 from ftp_pose.engine.scoring import score_predictions
+from ftp_pose.errors import FTPPoseError
 
 
 def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,6 +49,8 @@ def run_cli(args: argparse.Namespace) -> int:
     elif args.gt and args.pred:
         try:
             result = score_predictions(args.gt, args.pred, args.out)
+        except FTPPoseError:
+            raise  # a known bad input (e.g. malformed json): the CLI prints one line naming the file, exit 2
         except (FileNotFoundError, ValueError) as e:  # bad input files: one clear line, no traceback
             raise SystemExit(f"evaluate: {e}") from e
     else:
