@@ -287,3 +287,18 @@ def run_record(checkpoint: Any) -> dict[str, Any]:
         with open(path.parent / "metrics.csv", newline="") as f:
             history = list(csv.DictReader(f))
     return {"config": payload.get("config"), "metrics": payload.get("metrics") or {}, "history": history}
+
+
+def jpeg_image(png: bytes, quality: int = 85) -> Any:
+    """A rendered PNG (photo-like panels) as an IPython JPEG image: a stored output a fraction of the size.
+
+    For display only; the PNG files under ``figures/`` stay lossless.
+    """
+    import io
+
+    from IPython.display import Image
+    from PIL import Image as PILImage
+
+    buf = io.BytesIO()
+    PILImage.open(io.BytesIO(png)).convert("RGB").save(buf, format="jpeg", quality=quality)
+    return Image(data=buf.getvalue(), format="jpeg")

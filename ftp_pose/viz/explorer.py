@@ -461,6 +461,7 @@ class _DecisionGraphArtists:
         ax.legend(loc="upper left", fontsize=8, frameon=False)
         for axis in (ax.xaxis, ax.yaxis):   # few tick labels: readable, and less text to draw per update
             axis.set_major_locator(MaxNLocator(nbins=4))
+        ax.ticklabel_format(style="sci", scilimits=(-2, 3))   # HR log rho spans ~1e-3: "x 1e-3", not long labels
 
     def update(self, rho: Any, delta: Any, kept_index: np.ndarray, title: str) -> None:
         g = decision_graph_data(rho, delta, kept_index)
