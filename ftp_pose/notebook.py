@@ -430,10 +430,24 @@ def show_jpeg(fig: Any, quality: int = 80) -> None:
     from io import BytesIO
 
     import matplotlib.pyplot as plt
-    from IPython.display import Image, display
+    from IPython.display import display
 
     buf = BytesIO()
-    fig.savefig(buf, format="jpeg", dpi=fig.dpi, bbox_inches="tight", facecolor="white",
-                pil_kwargs={"quality": quality})
+    fig.savefig(buf, format="png", dpi=fig.dpi, bbox_inches="tight", facecolor="white")
     plt.close(fig)
-    display(Image(buf.getvalue(), format="jpeg"))
+    display(jpeg_image(buf.getvalue(), quality))
+
+
+def jpeg_image(png: bytes, quality: int = 85) -> Any:
+    """A rendered PNG (photo-like panels) as an IPython JPEG image: a stored output a fraction of the size.
+
+    For display only; the PNG files under ``figures/`` stay lossless.
+    """
+    import io
+
+    from IPython.display import Image
+    from PIL import Image as PILImage
+
+    buf = io.BytesIO()
+    PILImage.open(io.BytesIO(png)).convert("RGB").save(buf, format="jpeg", quality=quality)
+    return Image(data=buf.getvalue(), format="jpeg")

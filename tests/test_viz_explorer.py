@@ -100,3 +100,47 @@ def test_real_video_clips_are_three_consecutive_frames() -> None:
         assert not torch.equal(c["clip"][0], c["clip"][1])   # real neighbours, not a repeated key frame
     with pytest.raises(FileNotFoundError, match="not found"):
         real_video_clips((128, 96), key_frame=9)
+
+
+def _pixels(png: bytes) -> np.ndarray:
+    import io
+
+    import matplotlib.image as mpimg
+
+    return mpimg.imread(io.BytesIO(png))
+
+
+def test_redrawn_figure_matches_a_freshly_built_one(explorer: PruningExplorer) -> None:
+    """The figure is built once and its artists are moved: what it shows after other settings must
+    be what a new explorer draws for the same setting (no stale tokens, points or titles)."""
+    explorer.update(eps_h=2, eps_l=3, k=3, tau_scale=10.0, sample="b", random=False)
+    fig = explorer._view(False).fig
+    redrawn = explorer.update(eps_h=6, eps_l=6, k=5, tau_scale=1.0, sample="a")
+    assert explorer._view(False).fig is fig                      # the same figure, redrawn in place
+    fresh = PruningExplorer(explorer.model, explorer.samples, build_widgets=False)
+    ref = fresh.compute(eps_h=6, eps_l=6, k=5, tau_scale=1.0, sample="a", random=False)
+    np.testing.assert_array_equal(_pixels(redrawn.png), _pixels(ref.png))
+    # the same for the DPC-vs-random view
+    explorer.update(eps_h=2, sample="b", random=True)
+    redrawn = explorer.update(eps_h=6, sample="a", random=True)
+    ref = fresh.compute(random=True)
+    np.testing.assert_array_equal(_pixels(redrawn.png), _pixels(ref.png))
+    explorer.update(random=False)
+
+
+def test_forward_pass_is_cached_per_setting(explorer: PruningExplorer) -> None:
+    explorer.clear_cache()
+    first = explorer.update(eps_h=3, eps_l=6, k=5, tau_scale=1.0, sample="a", random=False)
+    assert not first.cached and first.forward_ms > 0
+    explorer.update(eps_h=4)
+    again = explorer.update(eps_h=3)
+    assert again.cached and again.forward_ms == 0 and "forward pass cached" in explorer.status_label.value
+    np.testing.assert_array_equal(again.kept_index_h, first.kept_index_h)
+    np.testing.assert_array_equal(again.joints, first.joints)
+    # a cached setting still configures the model (notebooks run it directly after compute())
+    assert explorer.model.mgfe.prune_h.eps == 3
+    explorer.cache_size = 2
+    for eps in (5, 6, 7):
+        explorer.compute(eps_h=eps, render=False)
+    assert len(explorer._cache) == 2
+    explorer.cache_size = 32

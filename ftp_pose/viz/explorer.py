@@ -15,14 +15,17 @@ a seeded random subset of the same size in place of DPC's selection (:class:`Ran
 kept tokens, their coverage distance and the predicted joints side by side.
 
 Everything is computed by :meth:`PruningExplorer.compute`, which needs no browser (unit-tested);
-:meth:`PruningExplorer.update` sets the widget values, computes and redraws.
+:meth:`PruningExplorer.update` sets the widget values, computes and redraws. To keep an update
+short on a CPU, the figure is built once and its artists are moved in place (``set_data``,
+``set_offsets``, ``set_text``; no new figure, no layout pass), and the forward pass is cached per
+setting, so that returning to a setting or toggling "vs random" only redraws.
 """
 from __future__ import annotations
 
 import io
 import textwrap
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -52,6 +55,7 @@ class ExplorerResult:
     kept_l_per_frame: list[int]
     num_tokens_h: int | None
     num_kept_h: int | None
+    #: time of the model's forward pass in this update (0 when the result came from the cache)
     forward_ms: float
     joints: np.ndarray                 #: 17 x 3 (x, y in input-crop pixels, score)
     kept_index_l: np.ndarray
@@ -64,6 +68,8 @@ class ExplorerResult:
     random: "ExplorerResult | None" = field(default=None, repr=False)
     #: wall time of the whole update (compute + drawing), set by :meth:`PruningExplorer.update`
     update_ms: float | None = None
+    #: True when the forward pass was not run again (the explorer caches it per setting)
+    cached: bool = False
 
     def kept_label(self) -> str:
         """The short label ``"kept: M_h high-res / M_l low-res tokens"`` (no HR part without the HRB)."""
@@ -181,6 +187,12 @@ class PruningExplorer:
                                           random=False)
         self.seed = 0
         self.last: ExplorerResult | None = None
+        #: forward passes by (sample, eps_h, eps_l, k, tau_scale, random): moving back to a setting
+        #: (or toggling "vs random") only redraws; at most ``cache_size`` entries, oldest dropped first
+        self.cache_size = 32
+        self._cache: dict[tuple, tuple[ExplorerResult, dict]] = {}
+        self._frame_cache: dict[str, list[np.ndarray]] = {}
+        self._views: dict[str, _ExplorerView] = {}
         self._busy = False
         self.controls: dict[str, Any] = {}
         self.image = self.status_label = self.widget = None
@@ -249,13 +261,32 @@ class PruningExplorer:
             raise ValueError(f"the baseline has no pruning: eps_l must be 1, got {st['eps_l']}")
         self._configure(st["eps_h"], st["eps_l"], st["k"], st["tau_scale"])
         item = self.samples[st["sample"]]
-        res, info = self._run(item, random=False)
+        res, info = self._cached_run(item, random=False)
         if st["random"]:
-            res.random = self._run(item, random=True)[0]
+            res.random = self._cached_run(item, random=True)[0]
         if render:
             res.png = self.render_png(item, info, res) if res.random is None else self.render_compare_png(item, res)
         self.last = res
         return res
+
+    def clear_cache(self) -> None:
+        """Forget the cached forward passes (call it after changing the model's weights)."""
+        self._cache.clear()
+
+    def _cached_run(self, item: Mapping[str, Any], random: bool) -> tuple[ExplorerResult, dict]:
+        """:meth:`_run`, or a copy of its cached result (``forward_ms = 0``, ``cached = True``)."""
+        st = self.state
+        key = (st["sample"], float(st["eps_h"]), float(st["eps_l"]), int(st["k"]), float(st["tau_scale"]), random)
+        if key in self._cache:
+            res, info = self._cache.pop(key)
+            self._cache[key] = (res, info)                  # most recently used last
+            return replace(res, forward_ms=0.0, cached=True), info
+        res, info = self._run(item, random)
+        keep = {name: info[name] for name in ("rho_h", "delta_h", "rho_l", "delta_l") if name in info}
+        self._cache[key] = (replace(res), keep)
+        while len(self._cache) > self.cache_size:
+            self._cache.pop(next(iter(self._cache)))
+        return res, keep
 
     def _run(self, item: Mapping[str, Any], random: bool) -> tuple[ExplorerResult, dict]:
         import torch
@@ -306,106 +337,50 @@ class PruningExplorer:
         res.update_ms = 1000.0 * (time.perf_counter() - t0)
         if self.status_label is not None:
             vs = " (top: DPC, bottom: random)" if res.random is not None else ""
+            runs = [res] + ([res.random] if res.random is not None else [])
+            fw = ("forward pass cached" if all(r.cached for r in runs)
+                  else f"of which forward {sum(r.forward_ms for r in runs):.0f} ms")
             self.status_label.value = (f"<b>{res.kept_label()}</b>{vs} ({res.summary()}); update "
-                                       f"{res.update_ms:.0f} ms, of which forward {res.forward_ms:.0f} ms")
+                                       f"{res.update_ms:.0f} ms, {fw}")
         return res
 
     # ------------------------------------------------------------------ drawing
+    def _frames(self, sample: str) -> list[np.ndarray]:
+        """The display crops of ``sample`` (computed once per sample)."""
+        if sample not in self._frame_cache:
+            self._frame_cache[sample] = crop_images(self.samples[sample]["clip"])
+        return self._frame_cache[sample]
+
+    def _view(self, compare: bool) -> "_ExplorerView":
+        key = "compare" if compare else "single"
+        if key not in self._views:
+            cfg = self.model.config
+            self._views[key] = (_CompareView if compare else _SingleView)(cfg, self.has_hrb, self.joint_thresh)
+        return self._views[key]
+
     def figure(self, item: Mapping[str, Any], info: Mapping[str, Any], res: ExplorerResult) -> Any:
-        """The matplotlib figure of one result (2 rows: crops, then graphs and prediction)."""
-        from matplotlib.figure import Figure
+        """The matplotlib figure of one result (2 rows: crops, then graphs and prediction).
 
-        from ftp_pose.viz.skeleton import draw_skeleton
-
-        cfg = self.model.config
-        t, key = cfg.num_frames, cfg.num_frames // 2
-        frames = crop_images(item["clip"])
-        fig = Figure(figsize=(12.5, 7.2), dpi=72)
-        axes = fig.subplots(2, 4)
-        for f in range(t if t <= 3 else 3):
-            img = overlay_kept_tokens(frames[f], res.kept_index_l, cfg.grid_size, frame=f, num_frames=t,
-                                      color=KEPT_COLOR)
-            rel = "t" if f == key else f"t{f - key:+d}"
-            axes[0, f].imshow(img)
-            axes[0, f].set_title(f"LRB, frame {rel}: {res.kept_l_per_frame[f]} kept", fontsize=10)
-        hr_grid = cfg.heatmap_size
-        if res.kept_index_h is not None:
-            img = overlay_kept_tokens(frames[key], res.kept_index_h, hr_grid, color=HR_KEPT_COLOR, dim=0.35)
-            axes[0, 3].imshow(img)
-            axes[0, 3].set_title(f"HRB, key frame: {res.num_kept_h}/{res.num_tokens_h} kept", fontsize=10)
-            g = decision_graph_data(info["rho_h"][0], info["delta_h"][0], res.kept_index_h, hr_grid)
-            plot_decision_graph(g, axes[1, 0], title=f"HRB decision graph (eps_h={res.eps_h:g})", log_rho=True, s=5)
-        else:
-            axes[0, 3].set_visible(False)
-            axes[1, 0].set_visible(False)
-        g = decision_graph_data(info["rho_l"][0], info["delta_l"][0], res.kept_index_l, cfg.grid_size, t)
-        plot_decision_graph(g, axes[1, 1], title=f"LRB decision graph (eps_l={res.eps_l:g})", log_rho=True, s=8)
-        scale = np.array([DISPLAY_SIZE[1] / cfg.input_size[1], DISPLAY_SIZE[0] / cfg.input_size[0]])
-        pred = draw_skeleton(frames[key], res.joints[:, :2] * scale, scores=res.joints[:, 2], thresh=self.joint_thresh)
-        axes[1, 2].imshow(pred)
-        axes[1, 2].set_title("predicted pose (key frame)", fontsize=10)
-        axes[1, 3].axis("off")
-        tau = "C" if res.tau_scale == 1.0 else f"{res.tau_scale:.3g} C"
-        sample = textwrap.fill(f"sample: {res.sample}", 30, subsequent_indent="  ")
-        text = (f"{sample}\n\neps_h = {res.eps_h:g}, eps_l = {res.eps_l:g}\nk = {res.k}, tau = {tau}\n\n"
-                f"LRB: {res.num_kept_l} / {res.num_tokens_l} tokens\n")
-        if res.num_kept_h is not None:
-            text += f"HRB: {res.num_kept_h} / {res.num_tokens_h} tokens\n"
-        axes[1, 3].text(0.0, 0.95, text, va="top", family="monospace", fontsize=10, transform=axes[1, 3].transAxes)
-        for ax in list(axes[0]) + [axes[1, 2]]:
-            ax.set_xticks([])
-            ax.set_yticks([])
-        fig.tight_layout()
-        return fig
+        The figure is built once; later calls move its artists (``set_data``, ``set_offsets``,
+        ``set_text``) and return the same figure.
+        """
+        view = self._view(False)
+        view.update(self._frames(res.sample), info, res)
+        return view.fig
 
     def compare_figure(self, item: Mapping[str, Any], res: ExplorerResult) -> Any:
         """DPC (top row) against the seeded random selection (bottom row): kept tokens of the LRB on
-        the key frame and of the HRB, the predicted pose, and the coverage distances."""
-        from matplotlib.figure import Figure
-
-        from ftp_pose.viz.skeleton import draw_skeleton
-
+        the key frame and of the HRB, the predicted pose, and the coverage distances (one figure,
+        updated in place like :meth:`figure`)."""
         if res.random is None:
             raise ValueError("compare_figure needs a result computed with random=True")
-        cfg = self.model.config
-        t, key, n = cfg.num_frames, cfg.num_frames // 2, cfg.grid_size[0] * cfg.grid_size[1]
-        frames = crop_images(item["clip"])
-        scale = np.array([DISPLAY_SIZE[1] / cfg.input_size[1], DISPLAY_SIZE[0] / cfg.input_size[0]])
-        fig = Figure(figsize=(10.5, 7.2), dpi=72)
-        axes = fig.subplots(2, 4)
-        for row, (name, r) in enumerate((("DPC-KNN", res), ("random", res.random))):
-            on_key = int((r.kept_index_l // n == key).sum())
-            axes[row, 0].imshow(overlay_kept_tokens(frames[key], r.kept_index_l, cfg.grid_size, frame=key,
-                                                    num_frames=t, color=KEPT_COLOR))
-            axes[row, 0].set_title(f"{name}: LRB, key frame ({on_key} kept)", fontsize=10)
-            if r.kept_index_h is not None:
-                axes[row, 1].imshow(overlay_kept_tokens(frames[key], r.kept_index_h, cfg.heatmap_size,
-                                                        color=HR_KEPT_COLOR, dim=0.35))
-                axes[row, 1].set_title(f"{name}: HRB ({r.num_kept_h} kept)", fontsize=10)
-            else:
-                axes[row, 1].set_visible(False)
-            axes[row, 2].imshow(draw_skeleton(frames[key], r.joints[:, :2] * scale, scores=r.joints[:, 2],
-                                              thresh=self.joint_thresh))
-            axes[row, 2].set_title(f"{name}: predicted pose", fontsize=10)
-            text = (f"{name}\neps_h = {r.eps_h:g}, eps_l = {r.eps_l:g}\n\ncoverage distance\n"
-                    f"(mean distance of every\ntoken to its nearest kept\ntoken; lower = better)\n"
-                    f"  LRB: {r.coverage_l:.3f}\n")
-            if r.coverage_h is not None:
-                text += f"  HRB: {r.coverage_h:.3f}\n"
-            text += f"\nmean joint score {r.joints[:, 2].mean():.3f}"
-            axes[row, 3].axis("off")
-            axes[row, 3].text(0.0, 0.95, text, va="top", family="monospace", fontsize=9,
-                              transform=axes[row, 3].transAxes)
-            for ax in axes[row, :3]:
-                ax.set_xticks([])
-                ax.set_yticks([])
-        fig.tight_layout()
-        return fig
+        view = self._view(True)
+        view.update(self._frames(res.sample), None, res)
+        return view.fig
 
     def render_compare_png(self, item: Mapping[str, Any], res: ExplorerResult) -> bytes:
-        buf = io.BytesIO()
-        self.compare_figure(item, res).savefig(buf, format="png", metadata={"Software": None})
-        return buf.getvalue()
+        self.compare_figure(item, res)
+        return self._view(True).png()
 
     def save_png(self, name: str = "05_explorer.png") -> Path:
         """Write the last rendered image atomically to ``figures/<name>``; returns the path."""
@@ -422,10 +397,177 @@ class PruningExplorer:
         return atomic_write(figures_dir() / name, write)
 
     def render_png(self, item: Mapping[str, Any], info: Mapping[str, Any], res: ExplorerResult) -> bytes:
-        fig = self.figure(item, info, res)
+        self.figure(item, info, res)
+        return self._view(False).png()
+
+
+class _ExplorerView:
+    """A matplotlib figure (Agg canvas, no pyplot) built once and redrawn in place.
+
+    Subclasses create their artists in ``__init__`` and move them in ``update``; ``png`` draws
+    the canvas and encodes it (Pillow, fast compression: the PNG is shown once, not stored).
+    """
+
+    fig: Any
+
+    def __init__(self, cfg: Any, has_hrb: bool, joint_thresh: float) -> None:
+        self.cfg, self.has_hrb, self.joint_thresh = cfg, has_hrb, joint_thresh
+        self.t, self.key = cfg.num_frames, cfg.num_frames // 2
+        self.n = cfg.grid_size[0] * cfg.grid_size[1]
+        self.scale = np.array([DISPLAY_SIZE[1] / cfg.input_size[1], DISPLAY_SIZE[0] / cfg.input_size[0]])
+        self.blank = np.zeros((*DISPLAY_SIZE, 3), np.uint8)
+
+    def _new_figure(self, figsize: tuple[float, float]) -> tuple[Any, Any]:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=figsize, dpi=72)
+        FigureCanvasAgg(fig)
+        return fig, fig.subplots(2, 4)
+
+    def _image(self, ax: Any) -> Any:
+        ax.set_xticks([])
+        ax.set_yticks([])
+        return ax.imshow(self.blank, interpolation="nearest")
+
+    def _pose(self, frames: list[np.ndarray], joints: np.ndarray) -> np.ndarray:
+        from ftp_pose.viz.skeleton import draw_skeleton
+
+        return draw_skeleton(frames[self.key], joints[:, :2] * self.scale, scores=joints[:, 2],
+                             thresh=self.joint_thresh)
+
+    def png(self) -> bytes:
+        from PIL import Image
+
+        self.fig.canvas.draw()
+        rgba = np.asarray(self.fig.canvas.buffer_rgba())
         buf = io.BytesIO()
-        fig.savefig(buf, format="png", metadata={"Software": None})
+        Image.fromarray(rgba[..., :3]).save(buf, format="png", compress_level=1)
         return buf.getvalue()
+
+
+class _DecisionGraphArtists:
+    """One decision graph (log rho against delta) whose points move with ``set_offsets``."""
+
+    def __init__(self, ax: Any, size: float) -> None:
+        self.ax = ax
+        self.pruned = ax.scatter([], [], s=size, c="0.6", alpha=0.7, linewidths=0, label="pruned")
+        self.kept = ax.scatter([], [], s=size * 1.6, c="tab:red", edgecolors="k", linewidths=0.4,
+                               label="kept (centres)")
+        from matplotlib.ticker import MaxNLocator
+
+        ax.set_xlabel("log density  log rho")
+        ax.set_ylabel("distance to a denser token  delta")
+        ax.legend(loc="upper left", fontsize=8, frameon=False)
+        for axis in (ax.xaxis, ax.yaxis):   # few tick labels: readable, and less text to draw per update
+            axis.set_major_locator(MaxNLocator(nbins=4))
+        ax.ticklabel_format(style="sci", scilimits=(-2, 3))   # HR log rho spans ~1e-3: "x 1e-3", not long labels
+
+    def update(self, rho: Any, delta: Any, kept_index: np.ndarray, title: str) -> None:
+        g = decision_graph_data(rho, delta, kept_index)
+        x = np.log(np.maximum(g.rho, 1e-300))
+        self.pruned.set_offsets(np.column_stack([x[~g.kept], g.delta[~g.kept]]))
+        self.kept.set_offsets(np.column_stack([x[g.kept], g.delta[g.kept]]))
+        for lo_hi, setter in (((x.min(), x.max()), self.ax.set_xlim), ((g.delta.min(), g.delta.max()), self.ax.set_ylim)):
+            lo, hi = float(lo_hi[0]), float(lo_hi[1])
+            pad = 0.05 * (hi - lo) if hi > lo else 0.5
+            setter(lo - pad, hi + pad)
+        self.ax.set_title(title, fontsize=10)
+
+
+class _SingleView(_ExplorerView):
+    """Row 1: the frames with the LRB's kept tokens, the key frame with the HRB's; row 2: both
+    decision graphs, the predicted pose and the settings."""
+
+    def __init__(self, cfg: Any, has_hrb: bool, joint_thresh: float) -> None:
+        super().__init__(cfg, has_hrb, joint_thresh)
+        self.fig, axes = self._new_figure((12.5, 7.2))
+        self.axes = axes
+        self.frames_l = [self._image(axes[0, f]) for f in range(min(self.t, 3))]
+        for f in range(min(self.t, 3), 3):
+            axes[0, f].set_visible(False)
+        self.frame_h = self._image(axes[0, 3])
+        self.graph_h = _DecisionGraphArtists(axes[1, 0], 5)
+        self.graph_l = _DecisionGraphArtists(axes[1, 1], 8)
+        if not has_hrb:
+            axes[0, 3].set_visible(False)
+            axes[1, 0].set_visible(False)
+        self.pose = self._image(axes[1, 2])
+        axes[1, 2].set_title("predicted pose (key frame)", fontsize=10)
+        axes[1, 3].axis("off")
+        self.text = axes[1, 3].text(0.0, 0.95, "", va="top", family="monospace", fontsize=10,
+                                    transform=axes[1, 3].transAxes)
+        for f, ax in enumerate(axes[0, :3]):
+            ax.set_title(" ", fontsize=10)
+        axes[0, 3].set_title(" ", fontsize=10)
+        self.graph_h.ax.set_title(" ")
+        self.graph_l.ax.set_title(" ")
+        self.fig.tight_layout()          # once: the layout does not depend on the settings
+
+    def update(self, frames: list[np.ndarray], info: Mapping[str, Any], res: ExplorerResult) -> None:
+        cfg, t, key = self.cfg, self.t, self.key
+        for f, artist in enumerate(self.frames_l):
+            artist.set_data(overlay_kept_tokens(frames[f], res.kept_index_l, cfg.grid_size, frame=f, num_frames=t,
+                                                color=KEPT_COLOR))
+            rel = "t" if f == key else f"t{f - key:+d}"
+            artist.axes.set_title(f"LRB, frame {rel}: {res.kept_l_per_frame[f]} kept", fontsize=10)
+        if res.kept_index_h is not None:
+            self.frame_h.set_data(overlay_kept_tokens(frames[key], res.kept_index_h, cfg.heatmap_size,
+                                                      color=HR_KEPT_COLOR, dim=0.35))
+            self.frame_h.axes.set_title(f"HRB, key frame: {res.num_kept_h}/{res.num_tokens_h} kept", fontsize=10)
+            self.graph_h.update(info["rho_h"][0], info["delta_h"][0], res.kept_index_h,
+                                f"HRB decision graph (eps_h={res.eps_h:g})")
+        self.graph_l.update(info["rho_l"][0], info["delta_l"][0], res.kept_index_l,
+                            f"LRB decision graph (eps_l={res.eps_l:g})")
+        self.pose.set_data(self._pose(frames, res.joints))
+        tau = "C" if res.tau_scale == 1.0 else f"{res.tau_scale:.3g} C"
+        sample = textwrap.fill(f"sample: {res.sample}", 30, subsequent_indent="  ")
+        text = (f"{sample}\n\neps_h = {res.eps_h:g}, eps_l = {res.eps_l:g}\nk = {res.k}, tau = {tau}\n\n"
+                f"LRB: {res.num_kept_l} / {res.num_tokens_l} tokens\n")
+        if res.num_kept_h is not None:
+            text += f"HRB: {res.num_kept_h} / {res.num_tokens_h} tokens\n"
+        self.text.set_text(text)
+
+
+class _CompareView(_ExplorerView):
+    """DPC (top row) against random (bottom row): LRB key frame, HRB, predicted pose, coverage."""
+
+    def __init__(self, cfg: Any, has_hrb: bool, joint_thresh: float) -> None:
+        super().__init__(cfg, has_hrb, joint_thresh)
+        self.fig, axes = self._new_figure((10.5, 7.2))
+        self.rows = []
+        for row in range(2):
+            arts = {"l": self._image(axes[row, 0]), "h": self._image(axes[row, 1]), "pose": self._image(axes[row, 2])}
+            if not has_hrb:
+                axes[row, 1].set_visible(False)
+            axes[row, 3].axis("off")
+            arts["text"] = axes[row, 3].text(0.0, 0.95, "", va="top", family="monospace", fontsize=9,
+                                             transform=axes[row, 3].transAxes)
+            for ax in axes[row, :3]:
+                ax.set_title(" ", fontsize=10)
+            self.rows.append(arts)
+        self.fig.tight_layout()
+
+    def update(self, frames: list[np.ndarray], info: Any, res: ExplorerResult) -> None:
+        cfg, key = self.cfg, self.key
+        for arts, (name, r) in zip(self.rows, (("DPC-KNN", res), ("random", res.random))):
+            on_key = int((r.kept_index_l // self.n == key).sum())
+            arts["l"].set_data(overlay_kept_tokens(frames[key], r.kept_index_l, cfg.grid_size, frame=key,
+                                                   num_frames=self.t, color=KEPT_COLOR))
+            arts["l"].axes.set_title(f"{name}: LRB, key frame ({on_key} kept)", fontsize=10)
+            if r.kept_index_h is not None:
+                arts["h"].set_data(overlay_kept_tokens(frames[key], r.kept_index_h, cfg.heatmap_size,
+                                                       color=HR_KEPT_COLOR, dim=0.35))
+                arts["h"].axes.set_title(f"{name}: HRB ({r.num_kept_h} kept)", fontsize=10)
+            arts["pose"].set_data(self._pose(frames, r.joints))
+            arts["pose"].axes.set_title(f"{name}: predicted pose", fontsize=10)
+            text = (f"{name}\neps_h = {r.eps_h:g}, eps_l = {r.eps_l:g}\n\ncoverage distance\n"
+                    f"(mean distance of every\ntoken to its nearest kept\ntoken; lower = better)\n"
+                    f"  LRB: {r.coverage_l:.3f}\n")
+            if r.coverage_h is not None:
+                text += f"  HRB: {r.coverage_h:.3f}\n"
+            text += f"\nmean joint score {r.joints[:, 2].mean():.3f}"
+            arts["text"].set_text(text)
 
 
 #: the name the notebooks and tests use for the explorer

@@ -110,12 +110,12 @@ def table_markdown(rows: Mapping[str, Mapping[str, float | None]], columns: Sequ
 
 
 def plot_eps_grid(grid: Any, eps: Sequence[float] = TABLE_III_EPS, ax: Any = None, title: str = "",
-                  fmt: str = ".1f", cmap: str = "viridis", best: str | None = "max") -> Any:
+                  fmt: str = ".1f", cmap: str = "viridis", best: str | None = "max", cbar_label: str = "") -> Any:
     """Annotated heatmap of a Table-III-style grid; returns the matplotlib Axes.
 
     ``grid``: len(eps) x len(eps) values, rows eps_l (LRB), columns eps_h (HRB) — the paper's
     layout (``table_iii_grid()``); NaN or None cells (not measured) are shown as "n/a".
-    ``best``: outline the "max" or "min" cell (None: none).
+    ``best``: outline the "max" or "min" cell (None: none). ``cbar_label``: what the colours show.
     """
     import matplotlib.pyplot as plt
     import numpy as np
@@ -143,7 +143,7 @@ def plot_eps_grid(grid: Any, eps: Sequence[float] = TABLE_III_EPS, ax: Any = Non
     ax.set_xlabel("eps_h (HRB)")
     ax.set_ylabel("eps_l (LRB)")
     ax.set_title(title, fontsize=10)
-    ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label=cbar_label)
     return ax
 
 
