@@ -301,23 +301,32 @@ def run_bench(variants: list[str] | None = None, *, eps_grid: bool = False, back
     del jobs
     if dev.type == "cuda":
         torch.cuda.empty_cache()
+    return assemble_result(rows, device=dev, batch=batch, throughput_batch=throughput_batch, amp=amp,
+                           backbone=backbone, overrides=overrides, quick=quick, compile=compile,
+                           cuda_graphs=cuda_graphs, dpc_backend=dpc, warmup=warmup, repeats=repeats, rounds=rounds)
+
+
+def assemble_result(rows: list[dict[str, Any]], *, device: torch.device, batch: int, throughput_batch: int,
+                    amp: bool, backbone: str, overrides: dict[str, Any], quick: bool, compile: bool,
+                    cuda_graphs: bool, dpc_backend: str, warmup: int, repeats: int, rounds: int = 1) -> dict[str, Any]:
+    """The benchmark's json (``figures/bench_<device>.json``) from its timed rows: the settings,
+    ``rows``, ``speedup`` (ftp_pose against the others), ``selection_cost`` (with the free row)
+    and ``pairs``. One owner of the format: ``gpu-check`` writes ``bench_cuda.json`` through it."""
     result: dict[str, Any] = {
-        "device": device_name(dev), "device_type": dev.type, "batch": batch, "throughput_batch": throughput_batch,
-        "amp": amp, "backbone": backbone, "overrides": overrides, "quick": quick, "compile": compile,
-        "cuda_graphs": cuda_graphs, "dpc_backend": dpc, "threads": torch.get_num_threads(),
-        "warmup": warmup, "repeats": repeats, "rounds": rounds, "torch": torch.__version__, "rows": rows,
+        "device": device_name(device), "device_type": device.type, "batch": batch,
+        "throughput_batch": throughput_batch, "amp": amp, "backbone": backbone, "overrides": overrides,
+        "quick": quick, "compile": compile, "cuda_graphs": cuda_graphs, "dpc_backend": dpc_backend,
+        "threads": torch.get_num_threads(), "warmup": warmup, "repeats": repeats, "rounds": rounds,
+        "torch": torch.__version__, "rows": rows,
     }
     by = {r["name"]: r for r in rows}
     if "ftp_pose" in by:
-        speed = {}
-        for ref in ("baseline", "multigrained"):
-            if ref in by:
-                speed[f"ftp_pose_vs_{ref}"] = {
-                    "fps": round(by["ftp_pose"]["fps"] / by[ref]["fps"], 3),
-                    "fps_throughput": round(by["ftp_pose"]["fps_throughput"] / by[ref]["fps_throughput"], 3),
-                    "flops": round(by[ref]["gflops"] / by["ftp_pose"]["gflops"], 3),
-                }
-        result["speedup"] = speed
+        result["speedup"] = {
+            f"ftp_pose_vs_{ref}": {
+                "fps": round(by["ftp_pose"]["fps"] / by[ref]["fps"], 3),
+                "fps_throughput": round(by["ftp_pose"]["fps_throughput"] / by[ref]["fps_throughput"], 3),
+                "flops": round(by[ref]["gflops"] / by["ftp_pose"]["gflops"], 3),
+            } for ref in ("baseline", "multigrained") if ref in by}
         if FREE in by:
             result["selection_cost"] = {tag.strip("_") or "batch": round(
                 1.0 - by[FREE][f"latency{tag}_ms"] / by["ftp_pose"][f"latency{tag}_ms"], 4)

@@ -21,7 +21,13 @@ def test_quick_bench_cli(tmp_path: Path) -> None:
     res = json.loads(out.read_text())
     assert res["device"] and res["amp"] is False and res["batch"] == 1
     rows = {r["name"]: r for r in res["rows"]}
-    assert set(rows) == {"baseline", "multigrained", "ftp_pose"}
+    assert set(rows) == {"baseline", "multigrained", "ftp_pose", "ftp_pose_free_selection"}
+    free = rows.pop("ftp_pose_free_selection")  # the same model keeping evenly spaced tokens: no DPC cost
+    assert free["gflops"] <= rows["ftp_pose"]["gflops"] and free["selection"] == "even"
+    assert free["dpc_ms"] < rows["ftp_pose"]["dpc_ms"]
+    for tag, key in (("", "batch"), ("_throughput", "throughput")):
+        want = 1 - free[f"latency{tag}_ms"] / rows["ftp_pose"][f"latency{tag}_ms"]
+        assert math.isclose(res["selection_cost"][key], want, rel_tol=1e-3, abs_tol=1e-3)
     for r in rows.values():
         for key in ("params_m", "gflops", "latency_ms", "fps", "dpc_ms", "fps_throughput"):
             assert isinstance(r[key], (int, float)) and r[key] >= 0, (r["name"], key)
@@ -34,7 +40,7 @@ def test_quick_bench_cli(tmp_path: Path) -> None:
     assert rows["ftp_pose"]["dpc_ms"] > 0 and rows["multigrained"]["dpc_ms"] == 0
     assert res["speedup"]["ftp_pose_vs_multigrained"]["flops"] > 1
     # DPC share at both batches, the runner used, and one entry per pair of variants
-    assert res["dpc_backend"] in ("auto", "reference", "triton") and res["cuda_graphs"] is False
+    assert res["dpc_backend"] in ("auto", "reference", "cpu", "triton") and res["cuda_graphs"] is False
     for r in rows.values():
         assert r["runner"] == "eager"
         for key in ("dpc_ms_throughput", "dpc_frac", "dpc_frac_throughput"):

@@ -519,26 +519,14 @@ class GpuCheck:
 
     def bench_json(self, setup: dict[str, Any]) -> dict[str, Any]:
         """``setup``'s rows in the json format of ``python -m ftp_pose bench`` (:func:`ftp_pose.bench.run_bench`)."""
-        from ftp_pose.bench import device_name
+        from ftp_pose.bench import assemble_result
 
-        p, rows = self.plan, setup["rows"]
-        result: dict[str, Any] = {
-            "device": device_name(self.dev), "device_type": self.dev.type, "batch": p.batch,
-            "throughput_batch": p.throughput_batch, "amp": p.amp, "backbone": p.backbone,
-            "overrides": {k: list(v) for k, v in p.overrides().items()}, "quick": p.dry_run, "compile": False,
-            "cuda_graphs": setup["cuda_graphs"], "dpc_backend": setup["dpc_backend"], "warmup": p.warmup,
-            "repeats": p.repeats, "torch": torch.__version__, "rows": rows,
-        }
-        by = {r["name"]: r for r in rows}
-        if "ftp_pose" in by:
-            result["speedup"] = {
-                f"ftp_pose_vs_{ref}": {
-                    "fps": round(by["ftp_pose"]["fps"] / by[ref]["fps"], 3),
-                    "fps_throughput": round(by["ftp_pose"]["fps_throughput"] / by[ref]["fps_throughput"], 3),
-                    "flops": round(by[ref]["gflops"] / by["ftp_pose"]["gflops"], 3),
-                } for ref in ("baseline", "multigrained") if ref in by}
-        result["pairs"] = setup["pairs"]
-        return result
+        p = self.plan
+        return assemble_result(setup["rows"], device=self.dev, batch=p.batch, throughput_batch=p.throughput_batch,
+                               amp=p.amp, backbone=p.backbone,
+                               overrides={k: list(v) for k, v in p.overrides().items()}, quick=p.dry_run,
+                               compile=False, cuda_graphs=setup["cuda_graphs"], dpc_backend=setup["dpc_backend"],
+                               warmup=p.warmup, repeats=p.repeats)
 
     # -- steps --------------------------------------------------------------------------------
     def step_tests(self) -> dict[str, Any]:
