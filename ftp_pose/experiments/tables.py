@@ -174,7 +174,7 @@ def write_table2(preset_name: str, preset: dict, rh: str, seeds: list[int], resu
                   f"{100 * shares['persons_blurred']:.0f} % (either: {100 * shares['persons_touched']:.0f} %).", ""]
     lines += ["| configuration | paper mAP | paper FPS | params (M) | GFLOPs | " + " | ".join(AP_COLUMNS[:-1])
               + " | mAP (± std over seeds) | seeds | epochs | AP occluded | AP blurred | clips/s |",
-              "|---|" + "---:|" * (len(AP_COLUMNS) + 11)]
+              "|---|" + "---:|" * (len(AP_COLUMNS) + 9)]
     for n, r in rows.items():
         m, s = r["ap"]["Mean"], r["ap_std"]["Mean"]
         lines.append(f"| {LABELS[n]} | {r['paper']['map']:.1f} | {r['paper']['fps']:.0f} | {_fmt(r['params_m'], '.3f')} | "
