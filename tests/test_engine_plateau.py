@@ -52,3 +52,10 @@ def test_off_by_default_runs_every_epoch(tmp_path: Path) -> None:
     calls: list = []
     res = _train(_cfg(tmp_path / "run", "plateau_patience=0", "optim.epochs=8"), calls)
     assert len(calls) == 8 and res["epoch"] == 8 and not res["stopped_on_plateau"]
+
+
+def test_no_stop_before_min_epochs(tmp_path: Path) -> None:
+    # the 7th validation would stop the run, but not before epoch 8; from there on AP rises again by >= 0.5
+    calls: list = []
+    res = _train(_cfg(tmp_path / "run", "plateau_min_epochs=8"), calls)
+    assert len(calls) == 10 and res["epoch"] == 10 and not res["stopped_on_plateau"]

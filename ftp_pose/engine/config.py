@@ -198,6 +198,8 @@ class TrainConfig:
     #: over the best so far (0 = off: run every epoch)
     plateau_patience: int = 0
     plateau_min_delta: float = 0.5
+    #: ... but never before this many epochs (e.g. the last lr step plus a few validations)
+    plateau_min_epochs: int = 0
     flip_test: bool = True
     #: log one metrics.csv row every n iterations
     log_every: int = 10

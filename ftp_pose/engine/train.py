@@ -14,8 +14,9 @@ Run folder (``out_dir``): ``config.yaml``, ``metrics.csv``, ``curves.png``, ``la
 ``val_ap.json``/``val_ap.md`` (latest validation) and ``val_predictions/`` (PoseTrack jsons).
 
 Plateau stopping (``plateau_patience`` > 0): the run ends early once that many validations in a row
-have not raised the mean AP by ``plateau_min_delta`` over the best that counted; the state is saved in
-every checkpoint, so resuming a stopped run trains no further.
+have not raised the mean AP by ``plateau_min_delta`` over the best that counted (and at least
+``plateau_min_epochs`` have run); the state is saved in every checkpoint, so resuming a stopped run
+trains no further.
 """
 from __future__ import annotations
 
@@ -248,7 +249,8 @@ class Trainer:
             self.plateau.update(best=ap, stale=0)
         else:
             self.plateau["stale"] += 1
-        if cfg.plateau_patience and self.plateau["stale"] >= cfg.plateau_patience:
+        if cfg.plateau_patience and self.plateau["stale"] >= cfg.plateau_patience \
+                and epoch + 1 >= cfg.plateau_min_epochs:
             self.plateau["stopped_at"] = epoch + 1
         if ap > self.best_ap:
             self.best_ap = ap

@@ -82,8 +82,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "cpu": {
         "note": ("CPU recipe on the synthetic ablation benchmark: tiny ViT (width 96, 2+1+1 blocks), "
                  "128x96 crops, 32 train + 32 val videos x 8 frames of 256x192, flips on, batch 8, "
-                 "validated every 2 epochs, stopped when 3 validations in a row add less than 0.5 mean AP "
-                 "(cap 40 epochs; lr 1.5e-3, x0.3 at epochs 10 and 20)"),
+                 "validated every 2 epochs, stopped when 3 validations in a row add less than 0.5 mean AP, "
+                 "not before epoch 26 (cap 40 epochs; lr 1.5e-3, x0.3 at epochs 10 and 20)"),
         "synthetic": _synthetic_recipe(32, 32, 8, (256, 192), (1, 2)),
         "train": {
             "model": {"backbone": "tiny",
@@ -93,7 +93,8 @@ PRESETS: dict[str, dict[str, Any]] = {
             "optim": {"epochs": 40, "lr": 1.5e-3, "lr_steps": [10, 20], "lr_factor": 0.3, "warmup_iters": 50,
                       "weight_decay": 0.05, "layer_decay": 1.0, "grad_clip": 1.0},
             "batch_size": 8, "val_batch_size": 32, "workers": 0, "amp": "off", "eval_every": 2,
-            "plateau_patience": 3, "plateau_min_delta": 0.5, "flip_test": True, "log_every": 20,
+            "plateau_patience": 3, "plateau_min_delta": 0.5, "plateau_min_epochs": 26,
+            "flip_test": True, "log_every": 20,
         },
         "bench": {"warmup": 3, "repeats": 10, "throughput_batch": 16},
         "table3_grid": "cross",
