@@ -218,6 +218,7 @@ def test_table2_schema(quick_run: dict) -> None:
     assert set(t2["controls"]) == {"key_frame_only", "random_pruning", "no_pruning"}
     assert set(t2["controls"]["key_frame_only"]) == {"multigrained", "ftp_pose_h6_l6"}
     assert all("ci95" in c and c["n_seeds"] == 1 for c in t2["comparisons"])
+    assert all(c["verdict"] == "too few seeds" for c in t2["comparisons"])   # one seed: no verdict
     assert {c["comparison"] for c in t2["comparisons"]} >= {"(a) multigrained - baseline",
                                                            "(b) DPC-KNN - random pruning, same eps"}
     g = {r["name"]: r["gflops"] for r in t2["rows"]}

@@ -17,6 +17,8 @@ from ftp_pose.experiments import stats
 from ftp_pose.experiments.runs import CONTROLS, EPS, EVAL_VERSION, SWEEP_SOURCE
 from ftp_pose.io import read_json, write_json, write_text
 
+#: a comparison gets a verdict only with at least this many paired seeds
+MIN_SEEDS = 3
 AP_COLUMNS = ("Head", "Shoulder", "Elbow", "Wrist", "Hip", "Knee", "Ankle", "Mean")
 LABELS = {"baseline": "baseline", "multigrained": "(a) + multi-grained", "ftp_pose_h6_l6": "(b) + pruning, eps 6/6"}
 MEASURE = ("per-video mean AP over labelled joints (PCKh@0.5, ground-truth boxes), paired by seed and video; "
@@ -57,7 +59,9 @@ def _compare(label: str, a: dict[int, dict], b: dict[int, dict], direction: str 
     if d.size == 0:
         return {**out, "delta": None, "ci95": None, "verdict": None, "n_seeds": 0, "n_videos": 0}
     res = stats.paired_bootstrap(d, seed=seed)
-    return {**out, **res, "verdict": stats.verdict(res["ci95"], direction)}
+    # with fewer than MIN_SEEDS seeds the interval covers the videos but hardly the training seed
+    verdict = stats.verdict(res["ci95"], direction) if res["n_seeds"] >= MIN_SEEDS else "too few seeds"
+    return {**out, **res, "verdict": verdict}
 
 
 def _level(per_video: dict[int, dict]) -> dict | None:
@@ -190,7 +194,8 @@ def write_table2(preset_name: str, preset: dict, rh: str, seeds: list[int], resu
         for base, c in per.items():
             lines.append(f"| {v} | {base} | {c['n_seeds']} | {_fmt(c['map'])} | {_fmt(c['subsets']['occluded'])} | "
                          f"{_fmt(c['subsets']['blurred'])} |")
-    lines += ["", f"Comparisons ({MEASURE}); a direction reproduces only when its interval excludes 0:", "",
+    lines += ["", f"Comparisons ({MEASURE}); a direction reproduces only when its interval excludes 0, "
+              f"judged from {MIN_SEEDS} paired seeds on:", "",
               "| comparison | difference [95 % CI] | seeds | videos | verdict |", "|---|---:|---:|---:|---|"]
     for c in comparisons:
         lines.append(f"| {c['comparison']} | {_ci(c)} | {c['n_seeds']} | {c['n_videos']} | {c['verdict'] or 'n/a'} |")
