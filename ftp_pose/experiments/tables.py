@@ -81,8 +81,18 @@ def _header(table: int, preset_name: str, preset: dict, rh: str, seeds: list[int
     devs = sorted({f"{r['device']} ({r['threads']} thread{'s' if r['threads'] != 1 else ''})" for r in records})
     return {"table": table, "preset": preset_name, "preset_note": preset["note"], "recipe_hash": rh,
             "seeds": seeds, "device": "; ".join(devs) or "n/a", "missing": missing, "complete": not missing,
-            "results_dir": str(results), "recipe": {k: preset.get(k) for k in ("synthetic", "train", "bench")},
+            "results_dir": _shown(results), "recipe": {k: preset.get(k) for k in ("synthetic", "train", "bench")},
             "measure_note": MEASURE}
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the repository when inside it (no machine-specific prefix in committed files)."""
+    from ftp_pose.paths import REPO_ROOT
+
+    try:
+        return Path(path).resolve().relative_to(REPO_ROOT).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def _row(conf: dict, recs: list[dict]) -> dict[str, Any]:
