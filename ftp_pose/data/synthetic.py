@@ -38,6 +38,17 @@ about matter, and they draw from a separate random stream (``SeedSequence([seed,
   context and the neighbour frames — the temporal evidence the LRB/HRB aggregate.
 * ``key_blur=p``: in a frame, with probability ``p`` (again never two consecutive frames), a
   strong motion blur (kernel 11-17 px) smears the whole frame; labels are unchanged.
+* ``person_occlusion=p``: in every frame, each person independently with probability ``p`` (never in
+  two consecutive frames of that person) gets a larger patch (radius 0.10-0.15 body heights) over
+  one limb joint, often hiding a limb end and its neighbour. Labels are kept (``v = 1``); with
+  ``p = 0.5`` about a third of the person instances are hit. Drawn from a stream of its own
+  (``SeedSequence([seed, split, video, 2])``).
+* ``limb_ends=s``: hands and shoes ``s`` times larger, in a saturated glove / shoe colour of their
+  own, so wrists and ankles can be localised in small crops (distractor hands grow alike).
+* With ``key_occlusion``, ``key_blur`` or ``person_occlusion`` on, every annotation carries
+  ``"perturbation": {"occluded": [joint indices under a patch], "blurred": bool}`` (its frame got
+  the one-frame blur), so results can be split by what a perturbation touched
+  (:func:`perturbation_shares`).
 * ``distractors=n``: ``n`` static limb-like sticks per video (two thick segments in limb colours
   ending in a skin-coloured "hand") drawn into the background: clutter that looks like body
   parts, the redundant/noisy tokens DPC-KNN token pruning is meant to drop.
@@ -56,6 +67,7 @@ byte-identical files and the splits never share a video.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,7 +78,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ftp_pose.io import atomic_write, make_dirs, write_json
-from ftp_pose.keypoints import JOINT_NAMES, NUM_JOINTS, SKELETON
+from ftp_pose.keypoints import EVAL_JOINTS, JOINT_NAMES, NUM_JOINTS, SKELETON
 
 #: Per-difficulty settings: person height as a fraction of the frame height, chance of an
 #: occluder bar per video, chance of motion blur per frame, number of clutter shapes, chance of a
@@ -80,7 +92,7 @@ DIFFICULTIES: dict[str, dict] = {
 
 #: The option bundle of the ablation benchmark (``python -m ftp_pose ablate``; see the module docstring).
 ABLATION_BENCHMARK: dict = dict(difficulty="medium", height=(0.3, 0.6), side_cue="view", key_occlusion=0.3,
-                                key_blur=0.15, distractors=6)
+                                key_blur=0.15, distractors=6, person_occlusion=0.5, limb_ends=2.0)
 SIDE_CUES = ("colour", "view")
 
 _SUB = 4                # cv2 sub-pixel drawing: coordinates in 1/16 pixel
@@ -123,6 +135,8 @@ class _Style:
     yaw: float              # nose shift in head radii (-0.4..0.4)
     colors: dict            # part -> RGB
     stripe: tuple[float, float, float]  # texture: angle, period, strength
+    hand_r: float = 0.028   # hand disc radius in body heights (``limb_ends`` scales it)
+    shoe_scale: float = 1.0  # shoe ellipse size factor (``limb_ends``)
 
 
 def _sample_style(rng: np.random.Generator, size: tuple[int, int], cfg: dict) -> _Style:
@@ -245,7 +259,8 @@ class _Person:
             line(j[kn], j[an], c[f"{names[k]}_lower"], 0.06)
         for k, an in enumerate((15, 16)):
             toe = j[an] + p["sides"][k] * 0.04 * hp * p["right"] + 0.012 * hp * -p["right"] * 0
-            ellipse((j[an] + toe) / 2 + 0.01 * hp * np.array([0, 1]), (0.045 * hp, 0.022 * hp),
+            ellipse((j[an] + toe) / 2 + 0.01 * hp * np.array([0, 1]),
+                    (0.045 * s.shoe_scale * hp, 0.022 * s.shoe_scale * hp),
                     math.atan2(toe[1] - j[an][1], toe[0] - j[an][0]), c["shoe"])
         # torso polygon (shoulders to hips, a little wider than the joints)
         r = p["right"]
@@ -259,7 +274,7 @@ class _Person:
         for k, (sh, el, wr) in enumerate(((5, 7, 9), (6, 8, 10))):
             line(j[sh], j[el], c[f"{names[k]}_upper"], 0.055)
             line(j[el], j[wr], c[f"{names[k]}_lower"], 0.045)
-            disc(j[wr], 0.028 * hp, c["skin"])
+            disc(j[wr], s.hand_r * hp, c.get("hand", c["skin"]))
         # head: ears, face or hair
         hc, rx, ry, tilt = p["head_c"], p["rx"], p["ry"], p["tilt"]
         for e in (3, 4):
@@ -337,8 +352,10 @@ def _geometry_side_colours(style: _Style, xrng: np.random.Generator) -> None:
     style.colors.update(left_upper=up, right_upper=up, left_lower=lo, right_lower=lo)
 
 
-def _draw_distractors(img: np.ndarray, xrng: np.random.Generator, n: int, height: tuple[float, float]) -> None:
-    """``n`` static limb-like sticks (upper + lower segment, a hand disc) into ``img``, in place."""
+def _draw_distractors(img: np.ndarray, xrng: np.random.Generator, n: int, height: tuple[float, float],
+                      hand_r: float = 0.028) -> None:
+    """``n`` static limb-like sticks (upper + lower segment, a hand disc of ``hand_r`` body heights) into
+    ``img``, in place."""
     h, w = img.shape[:2]
     skins = [(255, 219, 172), (241, 194, 125), (224, 172, 105), (198, 134, 66), (141, 85, 36)]
     for _ in range(n):
@@ -352,23 +369,36 @@ def _draw_distractors(img: np.ndarray, xrng: np.random.Generator, n: int, height
         for p0, p1, th, v in ((a, b, 0.055, 220), (b, c, 0.045, 150)):
             cv2.line(img, _pt(p0), _pt(p1), _hsv(hue, xrng.uniform(150, 255), v), max(1, int(round(th * hp))),
                      cv2.LINE_AA, _SUB)
-        cv2.circle(img, _pt(c), max(1, int(round(0.028 * hp * _SUBF))), skins[int(xrng.integers(5))], -1,
+        cv2.circle(img, _pt(c), max(1, int(round(hand_r * hp * _SUBF))), skins[int(xrng.integers(5))], -1,
                    cv2.LINE_AA, _SUB)
 
 
-def _occlude_joint(img: np.ndarray, xrng: np.random.Generator, joints: np.ndarray, hp: float) -> None:
-    """Paste a textured patch over one limb joint (elbow, wrist, knee or ankle), in place."""
+def _occlude_joint(img: np.ndarray, xrng: np.random.Generator, joints: np.ndarray,
+                   hp: float, radius: tuple[float, float] = (0.07, 0.11)) -> tuple[int, int, int, int] | None:
+    """Paste a textured patch over one limb joint (elbow, wrist, knee or ankle), in place; return the
+    patch ``(x0, y0, x1, y1)`` (pixels, end exclusive), or None when it fell outside the image."""
     h, w = img.shape[:2]
     q = int(xrng.choice([7, 8, 9, 10, 13, 14, 15, 16]))
     cx, cy = joints[q] + xrng.normal(0, 0.02 * hp, 2)
-    r = float(xrng.uniform(0.07, 0.11)) * hp
+    r = float(xrng.uniform(*radius)) * hp
     x0, x1 = int(max(0, cx - r)), int(min(w, cx + r + 1))
     y0, y1 = int(max(0, cy - r)), int(min(h, cy + r + 1))
     if x1 <= x0 or y1 <= y0:
-        return
+        return None
     color = np.array(_hsv(xrng.uniform(0, 360), xrng.uniform(0, 120), xrng.uniform(50, 210)), np.float32)
     patch = color[None, None] * (1.0 + 0.1 * np.sin(np.arange(x1 - x0) / 2.0))[None, :, None]
     img[y0:y1, x0:x1] = np.clip(patch + xrng.normal(0, 6, (y1 - y0, x1 - x0, 3)), 0, 255).astype(np.uint8)
+    return x0, y0, x1, y1
+
+
+def _large_limb_ends(style: _Style, xrng: np.random.Generator, scale: float) -> None:
+    """``limb_ends=scale``: hands and shoes ``scale`` times larger, in a saturated glove / shoe colour of
+    their own (hue away from the limb colour), so wrists and ankles are visible at small crop sizes."""
+    style.hand_r *= scale
+    style.shoe_scale *= scale
+    hue = float(xrng.uniform(0, 360))
+    style.colors["hand"] = _hsv(hue, xrng.uniform(200, 255), xrng.uniform(200, 255))
+    style.colors["shoe"] = _hsv(hue + 180.0, xrng.uniform(200, 255), xrng.uniform(60, 120))
 
 
 def _strong_blur(img: np.ndarray, xrng: np.random.Generator) -> np.ndarray:
@@ -390,20 +420,28 @@ def _categories() -> list[dict]:
 def _render_video(rng: np.random.Generator, vid_num: int, split: str, n_frames: int, size: tuple[int, int],
                   people: tuple[int, int], cfg: dict, out_dir: Path, jpeg_quality: int,
                   bar: tqdm | None, draw_people: bool = True, xrng: np.random.Generator | None = None,
-                  extra: dict | None = None) -> dict:
+                  extra: dict | None = None, prng: np.random.Generator | None = None) -> dict:
+    """One video; ``rng``: the default stream, ``xrng``: the ablation options' stream, ``prng``: the
+    ``person_occlusion`` stream (its own, so that turning it on leaves every other draw alone)."""
     w, h = size
     vid = f"{vid_num:06d}"
     extra = extra or {}
     bg = _background(rng, size, cfg)
     n_people = int(rng.integers(people[0], people[1] + 1))
     persons = [_Person(_sample_style(rng, size, cfg)) for _ in range(n_people)]
+    limb_ends = float(extra.get("limb_ends", 1.0))
     if xrng is not None:
         if extra.get("distractors", 0):
-            _draw_distractors(bg, xrng, int(extra["distractors"]), cfg["height"])
+            _draw_distractors(bg, xrng, int(extra["distractors"]), cfg["height"], 0.028 * limb_ends)
         if extra.get("side_cue", "colour") == "view":
             for person in persons:
                 _geometry_side_colours(person.s, xrng)
+        if limb_ends != 1.0:
+            for person in persons:
+                _large_limb_ends(person.s, xrng, limb_ends)
+    record = bool(extra.get("key_occlusion") or extra.get("key_blur") or extra.get("person_occlusion"))
     last_hit = -2   # last frame with a key-frame-only occlusion / blur (never two in a row)
+    last_person_hit = [-2] * n_people   # per person: last frame with a person occlusion
     order = sorted(range(n_people), key=lambda k: persons[k].s.height)   # small (far) people first
     occluder = None
     if rng.random() < cfg["occluder_prob"]:
@@ -448,15 +486,26 @@ def _render_video(rng: np.random.Generator, vid_num: int, split: str, n_frames: 
                 patch *= (1.0 + 0.12 * np.sin(yy / 3.0))[..., None]
                 img[y0:y1, x0:x1] = np.clip(patch + rng.normal(0, 5, patch.shape), 0, 255).astype(np.uint8)
                 rank[y0:y1, x0:x1] = n_people
+        patches: list[tuple[int, int, int, int]] = []
+        blurred = False
+        if prng is not None:
+            for k in range(n_people):
+                if t - last_person_hit[k] > 1 and prng.random() < extra["person_occlusion"]:
+                    rect = _occlude_joint(img, prng, poses[k][1]["joints"], poses[k][1]["hp"], (0.10, 0.15))
+                    if rect is not None:
+                        patches.append(rect)
+                        last_person_hit[k] = t
         if xrng is not None and t - last_hit > 1:
             hit = False
             if extra.get("key_occlusion", 0.0) and xrng.random() < extra["key_occlusion"]:
                 k = int(xrng.integers(n_people))
-                _occlude_joint(img, xrng, poses[k][1]["joints"], poses[k][1]["hp"])
+                rect = _occlude_joint(img, xrng, poses[k][1]["joints"], poses[k][1]["hp"])
+                if rect is not None:
+                    patches.append(rect)
                 hit = True
             if extra.get("key_blur", 0.0) and xrng.random() < extra["key_blur"]:
                 img = _strong_blur(img, xrng)
-                hit = True
+                hit = blurred = True
             if hit:
                 last_hit = t
         if rng.random() < cfg["blur_prob"]:
@@ -484,7 +533,13 @@ def _render_video(rng: np.random.Generator, vid_num: int, split: str, n_frames: 
             lo, hi = np.maximum(lo - m, 0), np.minimum(hi + m, [w, h])
             hc, rx, ry = p["head_c"], p["rx"], p["ry"]
             head = [hc[0] - rx, hc[1] - ry, 2 * rx, 2 * ry]
+            ann_extra = {}
+            if record:   # which labelled joints a one-frame perturbation touched (labels stay v = 1)
+                occluded = [q for q in range(NUM_JOINTS) if kp[q, 2] > 0 and any(
+                    x0 <= int(round(j[q, 0])) < x1 and y0 <= int(round(j[q, 1])) < y1 for x0, y0, x1, y1 in patches)]
+                ann_extra = {"perturbation": {"occluded": occluded, "blurred": blurred}}
             annotations.append({
+                **ann_extra,
                 "bbox_head": [round(float(v), 2) for v in head],
                 "keypoints": [round(float(v), 3) for v in kp.reshape(-1)],
                 "track_id": int(k), "image_id": frame_id,
@@ -511,7 +566,8 @@ def generate_synthetic_posetrack(out_dir: str | Path, n_videos: int = 4, n_frame
                                  progress: bool = True, draw_people: bool = True,
                                  height: Sequence[float] | None = None, side_cue: str = "colour",
                                  key_occlusion: float = 0.0, key_blur: float = 0.0,
-                                 distractors: int = 0) -> dict[str, Path]:
+                                 distractors: int = 0, person_occlusion: float = 0.0,
+                                 limb_ends: float = 1.0) -> dict[str, Path]:
     """Render a synthetic PoseTrack-format set (see the module docstring for the layout and labels).
 
     Args:
@@ -527,7 +583,8 @@ def generate_synthetic_posetrack(out_dir: str | Path, n_videos: int = 4, n_frame
         progress: show a tqdm bar.
         draw_people: False renders the very same videos (same random stream, same labels) without
             compositing the people: the bare backgrounds and occluders, for checks.
-        height, side_cue, key_occlusion, key_blur, distractors: the ablation-benchmark options
+        height, side_cue, key_occlusion, key_blur, distractors, person_occlusion, limb_ends: the
+            ablation-benchmark options
             (module docstring; :data:`ABLATION_BENCHMARK`); the defaults leave the output unchanged.
     Returns:
         ``{"train": <out_dir>/annotations/train.json, "val": .../val.json}`` (the merged jsons;
@@ -546,9 +603,12 @@ def generate_synthetic_posetrack(out_dir: str | Path, n_videos: int = 4, n_frame
         raise ValueError(f"size (W, H) must be at least 32 x 32, got {size}")
     if side_cue not in SIDE_CUES:
         raise ValueError(f"side_cue must be one of {SIDE_CUES}, got {side_cue!r}")
-    if not (0.0 <= key_occlusion <= 1.0 and 0.0 <= key_blur <= 1.0) or distractors < 0:
-        raise ValueError(f"need 0 <= key_occlusion, key_blur <= 1 and distractors >= 0 "
-                         f"(got {key_occlusion}, {key_blur}, {distractors})")
+    if not (0.0 <= key_occlusion <= 1.0 and 0.0 <= key_blur <= 1.0 and 0.0 <= person_occlusion <= 1.0) \
+            or distractors < 0:
+        raise ValueError(f"need 0 <= key_occlusion, key_blur, person_occlusion <= 1 and distractors >= 0 "
+                         f"(got {key_occlusion}, {key_blur}, {person_occlusion}, {distractors})")
+    if not 1.0 <= limb_ends <= 4.0:
+        raise ValueError(f"limb_ends must be a size factor in [1, 4], got {limb_ends}")
     out_dir = Path(out_dir)
     cfg = dict(DIFFICULTIES[difficulty])
     if height is not None:
@@ -557,8 +617,8 @@ def generate_synthetic_posetrack(out_dir: str | Path, n_videos: int = 4, n_frame
             raise ValueError(f"height must be (min, max) fractions of the frame height, got {height}")
         cfg["height"] = (lo_h, hi_h)
     extra = dict(side_cue=side_cue, key_occlusion=float(key_occlusion), key_blur=float(key_blur),
-                 distractors=int(distractors))
-    use_extra = side_cue != "colour" or key_occlusion > 0 or key_blur > 0 or distractors > 0
+                 distractors=int(distractors), person_occlusion=float(person_occlusion), limb_ends=float(limb_ends))
+    use_extra = side_cue != "colour" or key_occlusion > 0 or key_blur > 0 or distractors > 0 or limb_ends != 1.0
     make_dirs(out_dir)  # a folder that cannot be created: one line, before anything is rendered
     splits = [("train", 0, n_videos, 1)] + ([("val", 1, n_val_videos, _VAL_VIDEO_BASE)] if n_val_videos else [])
     total = sum(n for _, _, n, _ in splits) * n_frames
@@ -569,13 +629,48 @@ def generate_synthetic_posetrack(out_dir: str | Path, n_videos: int = 4, n_frame
             for v in range(n):
                 rng = np.random.default_rng(np.random.SeedSequence([int(seed), code, v]))
                 xrng = np.random.default_rng(np.random.SeedSequence([int(seed), code, v, 1])) if use_extra else None
+                prng = (np.random.default_rng(np.random.SeedSequence([int(seed), code, v, 2]))
+                        if person_occlusion > 0 else None)
                 data = _render_video(rng, base + v, split, n_frames, (w, h), (lo, hi), cfg, out_dir,
-                                     jpeg_quality, bar, draw_people, xrng=xrng, extra=extra)
+                                     jpeg_quality, bar, draw_people, xrng=xrng, extra=extra, prng=prng)
                 write_json(out_dir / "annotations" / split / f"{base + v:06d}.json", data)
                 merged["images"] += data["images"]
                 merged["annotations"] += data["annotations"]
             result[split] = write_json(out_dir / "annotations" / f"{split}.json", merged)
     return result
+
+
+def perturbation_shares(ann: str | Path | dict) -> dict:
+    """What the one-frame perturbations touch in a split, as shares of its *scored* set.
+
+    ``ann``: a merged split json (or its loaded dict). Scored = the labelled (``v = 1``) evaluated
+    joints (:data:`ftp_pose.keypoints.EVAL_JOINTS`) and the person instances with at least one.
+    Returns ``{"persons", "joints", "persons_occluded", "persons_blurred", "persons_touched",
+    "joints_occluded", "joints_blurred"}`` (counts, then shares in [0, 1]); annotations without a
+    ``perturbation`` record count as untouched.
+    """
+    doc = json.loads(Path(ann).read_text()) if not isinstance(ann, dict) else ann
+    ev = set(EVAL_JOINTS)
+    persons = joints = p_occ = p_blur = p_any = j_occ = j_blur = 0
+    for a in doc["annotations"]:
+        kp = np.asarray(a["keypoints"], float).reshape(NUM_JOINTS, 3)
+        scored = [q for q in EVAL_JOINTS if kp[q, 2] > 0]
+        if not scored:
+            continue
+        rec = a.get("perturbation", {})
+        occ = [q for q in rec.get("occluded", []) if q in ev and kp[q, 2] > 0]
+        blur = bool(rec.get("blurred", False))
+        persons += 1
+        joints += len(scored)
+        p_occ += bool(occ)
+        p_blur += blur
+        p_any += bool(occ) or blur
+        j_occ += len(occ)
+        j_blur += len(scored) if blur else 0
+    div = lambda n, d: round(n / d, 4) if d else 0.0  # noqa: E731
+    return {"persons": persons, "joints": joints, "persons_occluded": div(p_occ, persons),
+            "persons_blurred": div(p_blur, persons), "persons_touched": div(p_any, persons),
+            "joints_occluded": div(j_occ, joints), "joints_blurred": div(j_blur, joints)}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -605,6 +700,9 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
                         help="per-frame chance of a one-frame patch over a limb joint (label kept)")
     parser.add_argument("--key-blur", type=float, default=0.0, help="per-frame chance of a one-frame strong blur")
     parser.add_argument("--distractors", type=int, default=0, help="limb-like clutter sticks per video")
+    parser.add_argument("--person-occlusion", type=float, default=0.0,
+                        help="per-person, per-frame chance of a one-frame patch over a limb joint (label kept)")
+    parser.add_argument("--limb-ends", type=float, default=1.0, help="hand / shoe size factor (own colour when > 1)")
     parser.add_argument("--height", type=float, nargs=2, default=None, metavar=("MIN", "MAX"),
                         help="person height range as fractions of the frame height")
 
@@ -615,7 +713,8 @@ def run_cli(args: argparse.Namespace) -> int:
                                          n_val_videos=args.val_videos, difficulty=args.difficulty,
                                          height=args.height, side_cue=args.side_cue,
                                          key_occlusion=args.key_occlusion, key_blur=args.key_blur,
-                                         distractors=args.distractors)
+                                         distractors=args.distractors, person_occlusion=args.person_occlusion,
+                                         limb_ends=args.limb_ends)
     print(f"wrote {args.videos} train + {args.val_videos} val videos x {args.frames} frames under {args.out}")
     for split, p in paths.items():
         print(f"  {split}: {p}  (per-video jsons in {p.parent / split})")

@@ -104,6 +104,10 @@ class SyntheticOptions:
     key_blur: float | None = None
     #: limb-like clutter sticks per video
     distractors: int | None = None
+    #: per-person, per-frame probability of a one-frame patch over a limb joint (label kept)
+    person_occlusion: float | None = None
+    #: hand / shoe size factor (own colours when > 1)
+    limb_ends: float | None = None
 
     def kwargs(self) -> dict[str, Any]:
         """The fields that are set, as keyword arguments."""
@@ -190,6 +194,12 @@ class TrainConfig:
     seed: int = 0
     #: validate every n epochs (and always after the last one); 0 = never
     eval_every: int = 1
+    #: stop early once this many validations in a row did not raise the mean AP by plateau_min_delta
+    #: over the best so far (0 = off: run every epoch)
+    plateau_patience: int = 0
+    plateau_min_delta: float = 0.5
+    #: ... but never before this many epochs (e.g. the last lr step plus a few validations)
+    plateau_min_epochs: int = 0
     flip_test: bool = True
     #: log one metrics.csv row every n iterations
     log_every: int = 10

@@ -12,6 +12,11 @@ checkpoint (end of an epoch, or mid-epoch with ``checkpoint_every_iters``).
 
 Run folder (``out_dir``): ``config.yaml``, ``metrics.csv``, ``curves.png``, ``last.pt``, ``best.pt``,
 ``val_ap.json``/``val_ap.md`` (latest validation) and ``val_predictions/`` (PoseTrack jsons).
+
+Plateau stopping (``plateau_patience`` > 0): the run ends early once that many validations in a row
+have not raised the mean AP by ``plateau_min_delta`` over the best that counted (and at least
+``plateau_min_epochs`` have run); the state is saved in every checkpoint, so resuming a stopped run
+trains no further.
 """
 from __future__ import annotations
 
@@ -72,6 +77,8 @@ class Trainer:
         self.cfg = cfg
         self.callbacks = list(callbacks)
         self.start_epoch, self.skip_iters, self.global_step, self.best_ap = 0, 0, 0, -math.inf
+        #: plateau stopping (cfg.plateau_patience): best mean AP that counted as progress, validations since
+        self.plateau = {"best": -math.inf, "stale": 0, "stopped_at": None}
         self.metrics: dict = {}
         self.log: MetricsLog | None = None
         self._setup(model, train_set, val_set, loss_fn, evaluate_fn)
@@ -129,6 +136,8 @@ class Trainer:
         self.scaler.load_state_dict(ckpt["scaler"])
         self.start_epoch, self.skip_iters = int(ckpt["epoch"]), int(ckpt.get("iter_in_epoch", 0))
         self.global_step, self.best_ap = int(ckpt["global_step"]), float(ckpt.get("best_ap", -math.inf))
+        self.plateau = dict(ckpt.get("plateau", self.plateau))
+        self.metrics = dict(ckpt.get("metrics", {}))
         rngs = ckpt["rng"]  # one state per rank of the run that wrote it
         set_rng_state(rngs[self.dist.rank % len(rngs)])
         return path
@@ -236,6 +245,13 @@ class Trainer:
             assert self.log is not None
             self.log.append(kind="val", epoch=epoch + 1, iter=self.global_step, **ap_row(table),
                             time_s=time.perf_counter() - self.t_start)
+        if ap >= self.plateau["best"] + cfg.plateau_min_delta:
+            self.plateau.update(best=ap, stale=0)
+        else:
+            self.plateau["stale"] += 1
+        if cfg.plateau_patience and self.plateau["stale"] >= cfg.plateau_patience \
+                and epoch + 1 >= cfg.plateau_min_epochs:
+            self.plateau["stopped_at"] = epoch + 1
         if ap > self.best_ap:
             self.best_ap = ap
             return True
@@ -250,7 +266,7 @@ class Trainer:
                 "model": unwrap(self.model).state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
                 "epoch": epoch, "iter_in_epoch": iter_in_epoch, "global_step": self.global_step,
-                "best_ap": self.best_ap, "rng": rngs, "config": self.cfg.to_dict(), "metrics": self.metrics,
+                "best_ap": self.best_ap, "plateau": self.plateau, "rng": rngs, "config": self.cfg.to_dict(), "metrics": self.metrics,
                 "world_size": self.dist.world_size})
         D.barrier()
         return path
@@ -264,6 +280,8 @@ class Trainer:
         self.loader = self._loader()
         self.t_start = time.perf_counter()
         for epoch in range(self.start_epoch, cfg.optim.epochs):
+            if self.plateau["stopped_at"] is not None:
+                break   # a resumed run that had already stopped on a plateau
             self.train_one_epoch(epoch)
             improved = self.validate_epoch(epoch)
             self.save(epoch + 1, 0)
@@ -273,14 +291,22 @@ class Trainer:
                 assert self.log is not None
                 self.log.plot(self.run_dir / "curves.png")
                 _epoch_line(epoch + 1, cfg.optim.epochs, self.log, self.metrics, self.t_start)
+            if self.plateau["stopped_at"] is not None:
+                if self.dist.is_main:
+                    print(f"[ftp_pose train] plateau: no +{cfg.plateau_min_delta:g} mean AP over "
+                          f"{cfg.plateau_patience} validations; stopped after epoch {epoch + 1}",
+                          file=sys.stderr, flush=True)
+                break
 
         run_dir = self.run_dir
+        epochs_run = self.plateau["stopped_at"] or cfg.optim.epochs
         result = {"run_dir": str(run_dir), "last": str(run_dir / "last.pt"), "best": str(run_dir / "best.pt"),
-                  "best_ap": self.best_ap, "metrics": self.metrics, "epoch": cfg.optim.epochs,
+                  "best_ap": self.best_ap, "metrics": self.metrics, "epoch": epochs_run,
+                  "stopped_on_plateau": self.plateau["stopped_at"] is not None,
                   "global_step": self.global_step, "time_s": time.perf_counter() - self.t_start}
         if self.dist.is_main:
             best_ap = self.best_ap if math.isfinite(self.best_ap) else None
-            mark_complete(run_dir, {"epochs": cfg.optim.epochs, "global_step": self.global_step,
+            mark_complete(run_dir, {"epochs": epochs_run, "global_step": self.global_step,
                                     "best_ap": best_ap, "best": "best.pt"})
         D.barrier()
         return result
