@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from _helpers import free_port
 from ftp_pose.paths import REPO_ROOT, figures_dir
 from test_browser_explorer import CHROMIUM, CHROMIUM_ARGS, _in_ci, _stop
 
@@ -27,6 +26,14 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 NOTEBOOK = REPO_ROOT / "notebooks" / "05_pruning_explorer.ipynb"
 STATUS_HAS = ("() => { const e = document.querySelector('.ftp-explorer-status');"
               " return e && e.textContent.includes(%r); }")
+
+
+def _port_free_now() -> int:
+    """A port free at this moment; another process may take it before voila binds it, so the
+    fixture starts a new server on a new port when one exits before listening."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def _wait_for_port(port: int, proc: subprocess.Popen, log: Path, timeout: float = 120.0) -> None:
@@ -55,17 +62,27 @@ def voila(tmp_path: Path):
     from ftp_pose.engine.quick import quick_checkpoint
 
     quick_checkpoint()
-    port = free_port()
     env = dict(os.environ, FTP_POSE_QUICK="1", MPLBACKEND="Agg", JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
                FTP_POSE_FIGURES=str(figures_dir()))
     log = tmp_path / "voila.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "voila", str(NOTEBOOK), "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1",
-             "--show_tracebacks=True"],
-            cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    for attempt in range(3):
+        port = _port_free_now()
+        with open(log, "w") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "voila", str(NOTEBOOK), "--no-browser", f"--port={port}",
+                 "--Voila.ip=127.0.0.1", "--show_tracebacks=True"],
+                cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            _wait_for_port(port, proc, log)
+            break
+        except RuntimeError:  # exited before listening (e.g. the port was taken meanwhile): try another
+            _stop(proc)
+            if attempt == 2:
+                raise
+        except BaseException:
+            _stop(proc)
+            raise
     try:
-        _wait_for_port(port, proc, log)
         yield f"http://127.0.0.1:{port}/", log
     finally:
         _stop(proc)
