@@ -38,7 +38,9 @@ row's max for the densest token.
 (separable mixes instead of ``F.interpolate``, an ascending ``k + 1`` sum instead of ``topk``'s
 sum), so *near-ties* (densities or scores within a few ulps) may flip. No fast-math flag that
 reorders or contracts arithmetic is used; the delta loop allows ``nnan``/``ninf`` only, which
-changes no finite result. Threads: numba's, set to ``torch.get_num_threads()`` per call.
+changes no finite result. Threads: numba's, as many as ``torch.get_num_threads()``, for calls
+with at least :data:`PARALLEL_MIN_PAIRS` distance pairs; smaller calls (the quick preset) and
+one-thread runs loop serially, since a parallel launch costs about 0.1 ms.
 
 numba is optional: :func:`available` says whether it imports here; :mod:`ftp_pose.models.dpc`
 falls back to the reference without it (e.g. on the GPU machine, which uses Triton).
@@ -141,13 +143,17 @@ if nb is not None:
                 oo[qx] = max((sp + so[qx]) - _F2 * (c0 * t0[qx] + c1 * t1[qx]), _F0) * scale
         out[p] = 0.0
 
-    @nb.njit(parallel=True, cache=True)
-    def bilinear_diag(gx, w, wo, ho, ty0, ty1, wy0, wy1, tx0, tx1, wx0, wx1, s):
-        """``s[b, q] = (W G W^T)[q, q]``: the two entries of ``t_q`` that ``dist_row`` mixes at
-        column ``q``, each by ``mixed_row``'s expression, then ``dist_row``'s y-mix."""
-        bsz = gx.shape[0]
+    # Each kernel is a serial loop over work items (``*_items(i0, i1, ...)``: rows of one sample,
+    # ROWS_PER_ITEM at a time, scratch allocated once) and a parallel launcher over the same items
+    # (``*_par``): a parallel launch costs about 0.1 ms here, more than the whole work of the quick
+    # preset, so small problems and one-thread runs call the serial loop directly.
+
+    @nb.njit(cache=True)
+    def bilinear_diag_items(i0, i1, gx, w, wo, ho, ty0, ty1, wy0, wy1, tx0, tx1, wx0, wx1, s):
+        """``s[b, q] = (W G W^T)[q, q]`` for samples ``b`` in ``[i0, i1)``: the two entries of ``t_q``
+        that ``dist_row`` mixes at column ``q``, each by ``mixed_row``'s expression, then the y-mix."""
         n = ho * wo
-        for b in prange(bsz):
+        for b in range(i0, i1):
             g = gx[b]
             for q in range(n):
                 a00, a01, a10, a11, u0, u1, v0, v1 = taps(q, w, wo, ty0, ty1, wy0, wy1, tx0, tx1, wx0, wx1)
@@ -159,15 +165,20 @@ if nb is not None:
                 s[b, q] = wy0[qy] * t0 + wy1[qy] * t1
 
     @nb.njit(parallel=True, cache=True)
-    def bilinear_density(g, s, w, wo, ho, ty0, ty1, wy0, wy1, tx0, tx1, wx0, wx1, scale, kp1, ktau, out):
-        bsz, m, hwo = g.shape
+    def bilinear_diag_par(gx, w, wo, ho, ty0, ty1, wy0, wy1, tx0, tx1, wx0, wx1, s):
+        for b in prange(gx.shape[0]):
+            bilinear_diag_items(b, b + 1, gx, w, wo, ho, ty0, ty1, wy0, wy1, tx0, tx1, wx0, wx1, s)
+
+    @nb.njit(cache=True)
+    def bilinear_density_items(i0, i1, g, s, w, wo, ho, ty0, ty1, wy0, wy1, tx0, tx1, wx0, wx1, scale, kp1, ktau,
+                               out):
         n = ho * wo
         per = (n + ROWS_PER_ITEM - 1) // ROWS_PER_ITEM
-        for item in prange(bsz * per):
+        t = np.empty(g.shape[2], dtype=np.float32)
+        row = np.empty(n, dtype=np.float32)
+        best = np.empty(kp1, dtype=np.float32)
+        for item in range(i0, i1):
             b = item // per
-            t = np.empty(hwo, dtype=np.float32)
-            row = np.empty(n, dtype=np.float32)
-            best = np.empty(kp1, dtype=np.float32)
             for p in range((item - b * per) * ROWS_PER_ITEM, min(n, (item - b * per + 1) * ROWS_PER_ITEM)):
                 mixed_row(g[b], p, w, wo, ty0, ty1, wy0, wy1, tx0, tx1, wx0, wx1, t)
                 dist_row(t, p, s[b], wo, ho, ty0, ty1, wy0, wy1, scale, row)
@@ -182,14 +193,21 @@ if nb is not None:
                 out[b, p] = -acc / ktau
 
     @nb.njit(parallel=True, cache=True)
-    def bilinear_delta(g, s, order, rank, w, wo, ho, ty0, ty1, wy0, wy1, tx0, tx1, wx0, wx1, scale, out):
-        bsz, m, hwo = g.shape
+    def bilinear_density_par(g, s, w, wo, ho, ty0, ty1, wy0, wy1, tx0, tx1, wx0, wx1, scale, kp1, ktau, out):
+        per = (ho * wo + ROWS_PER_ITEM - 1) // ROWS_PER_ITEM
+        for item in prange(g.shape[0] * per):
+            bilinear_density_items(item, item + 1, g, s, w, wo, ho, ty0, ty1, wy0, wy1, tx0, tx1, wx0, wx1, scale,
+                                   kp1, ktau, out)
+
+    @nb.njit(cache=True)
+    def bilinear_delta_items(i0, i1, g, s, order, rank, w, wo, ho, ty0, ty1, wy0, wy1, tx0, tx1, wx0, wx1, scale,
+                             out):
         n = ho * wo
         per = (n + ROWS_PER_ITEM - 1) // ROWS_PER_ITEM
-        for item in prange(bsz * per):
+        t = np.empty(g.shape[2], dtype=np.float32)
+        row = np.empty(n, dtype=np.float32)
+        for item in range(i0, i1):
             b = item // per
-            t = np.empty(hwo, dtype=np.float32)
-            row = np.empty(n, dtype=np.float32)
             for p in range((item - b * per) * ROWS_PER_ITEM, min(n, (item - b * per + 1) * ROWS_PER_ITEM)):
                 mixed_row(g[b], p, w, wo, ty0, ty1, wy0, wy1, tx0, tx1, wx0, wx1, t)
                 dist_row(t, p, s[b], wo, ho, ty0, ty1, wy0, wy1, scale, row)
@@ -199,6 +217,13 @@ if nb is not None:
                     for q in range(n):
                         d = row[q] if row[q] > d else d
                 out[b, p] = d
+
+    @nb.njit(parallel=True, cache=True)
+    def bilinear_delta_par(g, s, order, rank, w, wo, ho, ty0, ty1, wy0, wy1, tx0, tx1, wx0, wx1, scale, out):
+        per = (ho * wo + ROWS_PER_ITEM - 1) // ROWS_PER_ITEM
+        for item in prange(g.shape[0] * per):
+            bilinear_delta_items(item, item + 1, g, s, order, rank, w, wo, ho, ty0, ty1, wy0, wy1, tx0, tx1, wx0,
+                                 wx1, scale, out)
 
     @nb.njit(inline="always")
     def dense_row(g_b, p, sq_b, scale, out):
@@ -210,14 +235,14 @@ if nb is not None:
             out[q] = max((sp + sq_b[q]) - _F2 * gp[q], _F0) * scale
         out[p] = 0.0
 
-    @nb.njit(parallel=True, cache=True)
-    def dense_density(g, sq, scale, kp1, ktau, out):
-        bsz, n, _ = g.shape
+    @nb.njit(cache=True)
+    def dense_density_items(i0, i1, g, sq, scale, kp1, ktau, out):
+        n = g.shape[1]
         per = (n + ROWS_PER_ITEM - 1) // ROWS_PER_ITEM
-        for item in prange(bsz * per):
+        row = np.empty(n, dtype=np.float32)
+        best = np.empty(kp1, dtype=np.float32)
+        for item in range(i0, i1):
             b = item // per
-            row = np.empty(n, dtype=np.float32)
-            best = np.empty(kp1, dtype=np.float32)
             for p in range((item - b * per) * ROWS_PER_ITEM, min(n, (item - b * per + 1) * ROWS_PER_ITEM)):
                 dense_row(g[b], p, sq[b], scale, row)
                 best[:] = _INF
@@ -229,12 +254,18 @@ if nb is not None:
                 out[b, p] = -acc / ktau
 
     @nb.njit(parallel=True, cache=True)
-    def dense_delta(g, sq, order, rank, scale, out):
-        bsz, n, _ = g.shape
+    def dense_density_par(g, sq, scale, kp1, ktau, out):
+        per = (g.shape[1] + ROWS_PER_ITEM - 1) // ROWS_PER_ITEM
+        for item in prange(g.shape[0] * per):
+            dense_density_items(item, item + 1, g, sq, scale, kp1, ktau, out)
+
+    @nb.njit(cache=True)
+    def dense_delta_items(i0, i1, g, sq, order, rank, scale, out):
+        n = g.shape[1]
         per = (n + ROWS_PER_ITEM - 1) // ROWS_PER_ITEM
-        for item in prange(bsz * per):
+        row = np.empty(n, dtype=np.float32)
+        for item in range(i0, i1):
             b = item // per
-            row = np.empty(n, dtype=np.float32)
             for p in range((item - b * per) * ROWS_PER_ITEM, min(n, (item - b * per + 1) * ROWS_PER_ITEM)):
                 dense_row(g[b], p, sq[b], scale, row)
                 d = denser_min(row, order[b], rank[b, p])
@@ -244,18 +275,38 @@ if nb is not None:
                         d = row[q] if row[q] > d else d
                 out[b, p] = d
 
-    KERNELS = {"bilinear_diag": bilinear_diag, "bilinear_density": bilinear_density,
-               "bilinear_delta": bilinear_delta, "dense_density": dense_density, "dense_delta": dense_delta}
+    @nb.njit(parallel=True, cache=True)
+    def dense_delta_par(g, sq, order, rank, scale, out):
+        per = (g.shape[1] + ROWS_PER_ITEM - 1) // ROWS_PER_ITEM
+        for item in prange(g.shape[0] * per):
+            dense_delta_items(item, item + 1, g, sq, order, rank, scale, out)
+
+    #: name -> (serial loop over items, parallel launcher)
+    KERNELS = {name: (globals()[f"{name}_items"], globals()[f"{name}_par"])
+               for name in ("bilinear_diag", "bilinear_density", "bilinear_delta", "dense_density", "dense_delta")}
 
 
-def _kernels() -> dict:
+
+#: below this many distance pairs (``B x N x N``) per call the serial loop runs (no parallel launch)
+PARALLEL_MIN_PAIRS = 1 << 21
+
+
+def _kernel(name: str, n_items: int, pairs: int):
+    """The kernel ``name`` as a callable on its arguments: the parallel launcher when PyTorch runs
+    on several threads and the call has at least :data:`PARALLEL_MIN_PAIRS` pairs, else the
+    serial loop over all ``n_items`` items."""
     if nb is None:
         raise RuntimeError("the CPU DPC kernels need numba (pip install numba)")
-    return KERNELS
+    items, par = KERNELS[name]
+    threads = torch.get_num_threads()
+    if threads > 1 and pairs >= PARALLEL_MIN_PAIRS:
+        nb.set_num_threads(max(1, min(threads, nb.config.NUMBA_NUM_THREADS)))
+        return par
+    return lambda *args: items(0, n_items, *args)
 
 
-def _threads() -> None:
-    nb.set_num_threads(max(1, min(torch.get_num_threads(), nb.config.NUMBA_NUM_THREADS)))
+def _items(b: int, n: int) -> int:
+    return b * ((n + ROWS_PER_ITEM - 1) // ROWS_PER_ITEM)
 
 
 @functools.lru_cache(maxsize=32)
@@ -299,8 +350,6 @@ def bilinear_gram_dpc(gram: torch.Tensor, grid_size: tuple[int, int], factor: in
     """``(log rho, delta)`` (``B x N`` float32, ``N = f^2 h w``) of the upsampled tokens whose
     low-resolution Gram matrix is ``gram`` (``B x m x m``, ``m = h w``, centred tokens); see the
     module doc. ``k`` nearest other tokens (clamped to ``N - 1``), temperature ``tau``."""
-    kern = _kernels()
-    _threads()
     h, w = (int(v) for v in grid_size)
     b, m, _ = gram.shape
     if m != h * w or gram.shape[2] != m:
@@ -316,15 +365,17 @@ def bilinear_gram_dpc(gram: torch.Tensor, grid_size: tuple[int, int], factor: in
     g = _np(gx.reshape(b, m, -1))
     sc = np.float32(scale)
     s = np.empty((b, n), dtype=np.float32)
-    kern["bilinear_diag"](g, w, wo, ho, ty0, ty1, wy0, wy1, tx0, tx1, wx0, wx1, s)
+    pairs = b * n * n
+    _kernel("bilinear_diag", b, pairs)(g, w, wo, ho, ty0, ty1, wy0, wy1, tx0, tx1, wx0, wx1, s)
     kk = min(int(k), n - 1)
     log_rho = np.zeros((b, n), dtype=np.float32)
     if kk > 0:
-        kern["bilinear_density"](g, s, w, wo, ho, ty0, ty1, wy0, wy1, tx0, tx1, wx0, wx1, sc, kk + 1,
-                                 np.float32(kk * float(tau)), log_rho)
+        _kernel("bilinear_density", _items(b, n), pairs)(g, s, w, wo, ho, ty0, ty1, wy0, wy1, tx0, tx1, wx0, wx1,
+                                                         sc, kk + 1, np.float32(kk * float(tau)), log_rho)
     order, rank = order_rank(log_rho)
     delta_sq = np.empty((b, n), dtype=np.float32)
-    kern["bilinear_delta"](g, s, order, rank, w, wo, ho, ty0, ty1, wy0, wy1, tx0, tx1, wx0, wx1, sc, delta_sq)
+    _kernel("bilinear_delta", _items(b, n), pairs)(g, s, order, rank, w, wo, ho, ty0, ty1, wy0, wy1, tx0, tx1, wx0,
+                                                   wx1, sc, delta_sq)
     return torch.from_numpy(log_rho), torch.from_numpy(delta_sq).clamp_min_(0.0).sqrt_()
 
 
@@ -333,15 +384,13 @@ def gram_dpc(gram: torch.Tensor, sq: torch.Tensor, k: int, tau: float, scale: fl
              ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(log rho, delta)`` (``B x N`` float32) of tokens with Gram matrix ``gram`` (``B x N x N``)
     and squared norms ``sq`` (``B x N``): the reference's distances, fused reductions."""
-    kern = KERNELS if nb is not None else _kernels()
-    _threads()
     b, n, _ = gram.shape
     g, q = _np(gram), _np(sq)
     sc = np.float32(scale)
     kk = min(int(k), n - 1)
     log_rho = np.zeros((b, n), dtype=np.float32)
     if kk > 0:
-        kern["dense_density"](g, q, sc, kk + 1, np.float32(kk * float(tau)), log_rho)
+        _kernel("dense_density", _items(b, n), b * n * n)(g, q, sc, kk + 1, np.float32(kk * float(tau)), log_rho)
     delta_sq = np.empty((b, n), dtype=np.float32)
-    kern["dense_delta"](g, q, *order_rank(log_rho), sc, delta_sq)
+    _kernel("dense_delta", _items(b, n), b * n * n)(g, q, *order_rank(log_rho), sc, delta_sq)
     return torch.from_numpy(log_rho), torch.from_numpy(delta_sq).clamp_min_(0.0).sqrt_()
