@@ -35,7 +35,7 @@ from typing import Any
 from ftp_pose.data.synthetic import ABLATION_BENCHMARK
 from ftp_pose.experiments import runs, tables
 from ftp_pose.experiments.stats import timing_summary
-from ftp_pose.io import read_json, write_json
+from ftp_pose.io import write_json
 
 __all__ = ["PRESETS", "TABLE3_GRIDS", "configurations", "recipe_hash", "results_dir", "run_ablation",
            "remeasure_speed", "write_tables", "add_cli_arguments", "run_cli"]

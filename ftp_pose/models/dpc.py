@@ -57,7 +57,7 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
-from ftp_pose.models.upsample import interp_sparse, upsample_rows, upsample_tokens
+from ftp_pose.models.upsample import interp_sparse, upsample_rows
 
 __all__ = ["dpc_knn_scores", "dpc_knn_scores_upsampled", "select_tokens", "gather_tokens", "prune_tokens", "num_kept",
            "DPCPruning", "SELECTIONS", "fixed_selection", "backend_for"]
