@@ -259,3 +259,39 @@ def test_presets_and_grids() -> None:
     assert len(ablate.configurations(3, "full")) == 16 and len(ablate.configurations(3, "cross")) == 7
     with pytest.raises(ValueError):
         ablate.configurations(4)
+
+
+def test_job_claims_share_work_between_processes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A job claimed by a live process is skipped; one claimed by a dead process is taken over."""
+    import subprocess
+    import sys
+
+    from ftp_pose.experiments import runs
+
+    rh = ablate.recipe_hash(ablate.PRESETS["quick"])
+    claims = tmp_path / "out" / "claims"
+    claims.mkdir(parents=True)
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    host = __import__("socket").gethostname()
+    (claims / f"baseline_s0_{rh}.claim").write_text(f"{host} {live.pid}")
+    (claims / f"multigrained_s0_{rh}.claim").write_text(f"{host} {dead.pid}")
+    trained = []
+
+    def fake_run_config(preset_name, preset, rh_, conf, seed, out, res, sweep=True):
+        assert (claims / f"{conf['name']}_s{seed}_{rh_}.claim").read_text().endswith(f" {__import__('os').getpid()}")
+        trained.append(conf["name"])
+        return {"cached": False}
+
+    monkeypatch.setattr(runs, "run_config", fake_run_config)
+    monkeypatch.setattr(ablate, "write_tables", lambda *a, **k: {})
+    try:
+        res = ablate.run_ablation([2], "quick", 1, out=tmp_path / "out", results=tmp_path / "res")
+    finally:
+        live.kill()
+        live.wait()
+    assert trained == ["multigrained", "ftp_pose_h6_l6"]
+    assert res["busy"] == 1 and res["ran"] == 2
+    # the live process's claim stays; this process released its own
+    assert sorted(p.name for p in claims.iterdir()) == [f"baseline_s0_{rh}.claim"]

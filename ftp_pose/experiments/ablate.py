@@ -239,11 +239,16 @@ def run_ablation(tables_: list[int], preset: str = "cpu", seeds: int = 1, out: s
         done = {c["name"] for c, _ in jobs}
         jobs += [(c, s) for s in t3_seeds for c in configurations(3, grid)
                  if not (c["name"] in done and s in seed_list)]
-    ran = cached = 0
+    ran = cached = busy = 0
     if train:
         for i, (conf, s) in enumerate(jobs):
             runs.log(f"job {i + 1}/{len(jobs)}: {conf['name']} seed {s}")
-            rec = runs.run_config(preset, p, rh, conf, s, out, res)
+            with runs.claim(out / "claims" / f"{conf['name']}_s{s}_{rh}.claim") as mine:
+                if not mine:
+                    runs.log(f"{conf['name']} seed {s}: another ablate process runs it, skipped")
+                    busy += 1
+                    continue
+                rec = runs.run_config(preset, p, rh, conf, s, out, res)
             cached += bool(rec["cached"])
             ran += not rec["cached"]
             if not rec["cached"] and p.get("partial_tables"):   # partial tables after every new result
@@ -253,7 +258,7 @@ def run_ablation(tables_: list[int], preset: str = "cpu", seeds: int = 1, out: s
     written = write_tables(tables_, preset, seed_list, res, grid, t3_seeds)
     for t, r in written.items():
         runs.log(f"table {t}: {len(r['missing'])} missing")
-    return {"ran": ran, "cached": cached, "tables": written}
+    return {"ran": ran, "cached": cached, "busy": busy, "tables": written}
 
 
 def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
@@ -281,5 +286,5 @@ def run_cli(args: argparse.Namespace) -> int:
                        args.table3_seeds, train=not args.no_train, remeasure=args.remeasure_speed)
     for t, r in res["tables"].items():
         print(f"table {t}: {len(r['missing'])} missing; wrote table{t}.md/.json/.png")
-    print(f"{res['ran']} trained, {res['cached']} cached")
+    print(f"{res['ran']} trained, {res['cached']} cached, {res['busy']} left to other ablate processes")
     return 0

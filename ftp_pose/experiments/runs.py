@@ -19,6 +19,8 @@ from __future__ import annotations
 import contextlib
 import copy
 import csv
+import os
+import socket
 import statistics
 import sys
 import time
@@ -55,6 +57,58 @@ def quiet_progress_bars():
         yield
     finally:
         tqdm_auto.tqdm = original
+
+
+def _holder_alive(text: str) -> bool:
+    """Whether the claim text ``"<host> <pid>"`` names a process that still runs on this machine."""
+    try:
+        host, pid = text.split()
+        pid_i = int(pid)
+    except ValueError:
+        return False   # unreadable claim: treat as stale
+    if host != socket.gethostname():
+        return True    # another machine's claim (shared disk): leave it alone
+    try:
+        os.kill(pid_i, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def claim(path: Path):
+    """Claim one job for this process; yields ``True`` if held, ``False`` if a live process holds it.
+
+    Lets several ``ablate`` processes (one per core) share one job list: each creates
+    ``<out>/claims/<job>.claim`` atomically (``O_EXCL``) with its host and pid before training and
+    removes it after. A claim whose process is gone (killed run) is taken over.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    me = f"{socket.gethostname()} {os.getpid()}"
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                text = path.read_text()
+            except FileNotFoundError:
+                continue   # released meanwhile: try again
+            if _holder_alive(text):
+                yield False
+                return
+            log(f"stale claim {path.name} ({text.strip()}): taking it over")
+            path.unlink(missing_ok=True)
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(me)
+        try:
+            yield True
+        finally:
+            path.unlink(missing_ok=True)
+        return
+    yield False
 
 
 def train_values(preset: dict[str, Any], conf: dict[str, Any], seed: int, out: Path) -> dict[str, Any]:
