@@ -150,3 +150,82 @@ def test_backend_choice(monkeypatch) -> None:
     monkeypatch.setenv(dpc.BACKEND_ENV, "bogus")
     with pytest.raises(ValueError, match="FTP_POSE_DPC"):
         dpc.backend_for(x)
+
+
+@pytest.mark.parametrize("upsampled", [False, True])
+def test_compiled_selection_is_select_tokens(monkeypatch, upsampled) -> None:
+    """Asked for ``num_keep``, the compiled call selects like ``_select`` on its own scores: the
+    same tokens apart from near-ties of the score (its log is libm's, not PyTorch's)."""
+    g = torch.Generator().manual_seed(5)
+    monkeypatch.setenv(dpc.BACKEND_ENV, "cpu")
+    for eps in (2, 6, 10):
+        if upsampled:
+            low = torch.randn(3, 48, 32, generator=g)
+            n = 768
+            m = dpc.num_kept(n, eps)
+            lr, d, idx = dpc._upsampled_scores(low, (8, 6), 4, "bilinear", 5, None, False, None, m)
+        else:
+            x = torch.randn(3, 144, 32, generator=g)
+            x[:, 100:110] = x[:, 99:100]   # exact copies: ties in the score, decided by index
+            n = 144
+            m = dpc.num_kept(n, eps)
+            lr, d, idx = dpc._plain_scores(x, 5, None, False, None, m)
+        assert idx is not None and idx.shape == (3, m) and idx.dtype == torch.int64
+        want, _ = dpc._select(lr, d, m)
+        for i in range(3):
+            assert torch.all(idx[i, 1:] > idx[i, :-1]), "kept indices must be ascending and distinct"
+            assert not _unexplained_swaps(lr[i], d[i], want[i], idx[i], m, rtol=1e-6)
+
+
+def test_many_equal_distances_take_the_full_row(monkeypatch) -> None:
+    """15 exact copies (small integers, mean exactly 0, so every distance is exact): a copy's near
+    tokens (all at distance 0) overflow the near list, so its delta comes from the whole row; the
+    result must still be the reference's."""
+    base = torch.randint(-3, 4, (2, 20, 8), generator=torch.Generator().manual_seed(2)).float()
+    base[:, 1:15] = base[:, 0:1]
+    x = torch.cat([base, -base], dim=1)   # 40 tokens, channel sums exactly 0
+
+    def scores():
+        return dpc._dpc_log_density_delta(x, 5, None, False, None)
+
+    lr_f, d_f = _run(monkeypatch, "cpu", scores)
+    lr_r, d_r = _run(monkeypatch, "reference", scores)
+    assert torch.equal(lr_f, lr_r)
+    # the same squared distances; the square root may differ by 1 ulp (numba's is correctly
+    # rounded, PyTorch's vectorised one not always: seen at 8.156934 -> 2.8560345 vs ...348)
+    torch.testing.assert_close(d_f, d_r, rtol=2.5e-7, atol=0.0)
+    for group in (range(0, 15), range(20, 35)):   # the lowest index is the densest copy
+        assert (d_f[:, list(group)[1:]] == 0).all() and (d_f[:, group[0]] > 0).all()
+    # the copies' near lists did overflow (count -1): the full-row path ran
+    xf = x - x.mean(1, keepdim=True)
+    g, sq = dpc_cpu._np(torch.bmm(xf, xf.transpose(1, 2))), dpc_cpu._np((xf * xf).sum(-1))
+    near_d, near_i, near_n = dpc_cpu._near_buffers(2, 40, 6)
+    log_rho = torch.empty(2, 40).numpy()
+    dpc_cpu.dense_density_items(0, 4, g, sq, 1.0, 6, 40.0, near_d, near_i, near_n, log_rho)
+    assert (near_n[:, 0:15] == -1).all() and (near_n[:, 20:35] == -1).all()
+
+
+@pytest.mark.parametrize("upsampled", [False, True])
+def test_parallel_launch_equals_serial_call(monkeypatch, upsampled) -> None:
+    """The parallel launchers (used from 2M distance pairs on several threads) compute the same
+    numbers as the one serial call: bitwise, since each row's arithmetic is the same."""
+    g = torch.Generator().manual_seed(8)
+    low = torch.randn(2, 48, 24, generator=g)
+    x = torch.randn(2, 200, 24, generator=g)
+
+    def run():
+        if upsampled:
+            return dpc._upsampled_scores(low, (8, 6), 4, "bilinear", 5, None, False, None, 100)
+        return dpc._plain_scores(x, 5, None, False, None, 40)
+
+    monkeypatch.setenv(dpc.BACKEND_ENV, "cpu")
+    serial = run()
+    threads = torch.get_num_threads()
+    monkeypatch.setattr(dpc_cpu, "PARALLEL_MIN_PAIRS", 0)
+    try:
+        torch.set_num_threads(2)
+        parallel = run()
+    finally:
+        torch.set_num_threads(threads)
+    for a, b in zip(serial, parallel):
+        assert torch.equal(a, b)

@@ -234,12 +234,23 @@ def _dpc_core(dist_rows: Callable[[int, int], torch.Tensor], b: int, n: int, k: 
     return log_rho, delta_sq.clamp_min_(0.0).sqrt_()
 
 
-@torch.compiler.disable  # runs eagerly under torch.compile: short compiles, kernel launched as is
-@torch.no_grad()
+#: ``(log rho, delta, kept)``: ``B x N`` float32 each, and the ``B x num_keep`` kept indices when
+#: the backend selected them itself (the numba path, asked with ``num_keep > 0``), else ``None``
+Scores = tuple[torch.Tensor, torch.Tensor, "torch.Tensor | None"]
+
+
 def _dpc_log_density_delta(
     x: torch.Tensor, k: int, tau: float | None, normalize: bool, chunk_size: int | None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(log rho, delta)``, each ``B x N`` float32 (see :func:`dpc_knn_scores`)."""
+    return _plain_scores(x, k, tau, normalize, chunk_size)[:2]
+
+
+@torch.compiler.disable  # runs eagerly under torch.compile: short compiles, kernel launched as is
+@torch.no_grad()
+def _plain_scores(x: torch.Tensor, k: int, tau: float | None, normalize: bool, chunk_size: int | None,
+                  num_keep: int = 0) -> Scores:
+    """:data:`Scores` of the tokens ``x`` (``B x N x C``; see :func:`dpc_knn_scores`)."""
     if x.dim() != 3:
         raise ValueError(f"dpc_knn_scores expects tokens B x N x C, got shape {tuple(x.shape)}")
     b, n, c = x.shape
@@ -254,30 +265,38 @@ def _dpc_log_density_delta(
             d = _sq_dists(xf[:, s:e], xf, sq[:, s:e], sq)
             return d.mul_(scale) if scale != 1.0 else d
 
-        def triton() -> tuple[torch.Tensor, torch.Tensor]:
+        def triton() -> Scores:
             from ftp_pose.models.dpc_triton import identity_mix, mixed_gram_dpc
 
-            return mixed_gram_dpc(torch.bmm(xf, xf.transpose(1, 2)), *identity_mix(n, x.device), k, tau, scale,
-                                  num_mix=1)
+            return (*mixed_gram_dpc(torch.bmm(xf, xf.transpose(1, 2)), *identity_mix(n, x.device), k, tau, scale,
+                                    num_mix=1), None)
 
-        def cpu() -> tuple[torch.Tensor, torch.Tensor]:
+        def cpu() -> Scores:
             from ftp_pose.models.dpc_cpu import gram_dpc
 
             # the reference's distances (same Gram matrix and squared norms), fused reductions
-            return gram_dpc(torch.bmm(xf, xf.transpose(1, 2)), sq, k, tau, scale)
+            return gram_dpc(torch.bmm(xf, xf.transpose(1, 2)), sq, k, tau, scale, num_keep)
 
         backend = backend_for(x)
         return _fast_or_reference(backend, triton if backend == "triton" else cpu,
-                                  lambda: _dpc_core(dist_rows, b, n, k, tau, chunk_size, x.device))
+                                  lambda: (*_dpc_core(dist_rows, b, n, k, tau, chunk_size, x.device), None))
 
 
-@torch.compiler.disable  # runs eagerly under torch.compile: short compiles, kernel launched as is
-@torch.no_grad()
 def _dpc_upsampled_log_density_delta(
     low: torch.Tensor, grid_size: tuple[int, int], factor: int, mode: str, k: int, tau: float | None,
     normalize: bool, chunk_size: int | None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """DPC of the ``(f*h) x (f*w)`` tokens obtained by interpolating ``low`` (``B x (h*w) x C``).
+    """``(log rho, delta)`` (each ``B x N`` float32) of the upsampled tokens: see :func:`_upsampled_scores`."""
+    return _upsampled_scores(low, grid_size, factor, mode, k, tau, normalize, chunk_size)[:2]
+
+
+@torch.compiler.disable  # runs eagerly under torch.compile: short compiles, kernel launched as is
+@torch.no_grad()
+def _upsampled_scores(
+    low: torch.Tensor, grid_size: tuple[int, int], factor: int, mode: str, k: int, tau: float | None,
+    normalize: bool, chunk_size: int | None, num_keep: int = 0,
+) -> Scores:
+    """:data:`Scores` of the ``(f*h) x (f*w)`` tokens obtained by interpolating ``low`` (``B x (h*w) x C``).
 
     Interpolation is linear: ``X_up = W X`` with ``W`` the ``N x m`` interpolation matrix
     (:mod:`ftp_pose.models.upsample`, ``N = f^2 h w``, ``m = h w``), so the Gram matrix of the
@@ -300,21 +319,21 @@ def _dpc_upsampled_log_density_delta(
         xf = xf - xf.mean(dim=1, keepdim=True)  # interpolation weights sum to 1: centring commutes
         gram = torch.bmm(xf, xf.transpose(1, 2))  # B x m x m
 
-        def triton() -> tuple[torch.Tensor, torch.Tensor]:
+        def triton() -> Scores:
             from ftp_pose.models.dpc_triton import mixed_gram_dpc
 
             # W G by the matrix product also off CUDA (interpreter tests): equal rows of W (the
             # border copies) then give bitwise-equal rows of W G, so copies tie exactly
             gw = upsample_rows(gram, grid_size, factor, mode, method="matmul").transpose(1, 2)
-            return mixed_gram_dpc(gw, *interp_sparse(grid_size, factor, mode, low.device), k, tau, scale,
-                                  num_mix=4 if mode == "bilinear" else 1)
+            return (*mixed_gram_dpc(gw, *interp_sparse(grid_size, factor, mode, low.device), k, tau, scale,
+                                    num_mix=4 if mode == "bilinear" else 1), None)
 
-        def cpu() -> tuple[torch.Tensor, torch.Tensor]:
+        def cpu() -> Scores:
             from ftp_pose.models.dpc_cpu import bilinear_gram_dpc
 
-            return bilinear_gram_dpc(gram, grid_size, factor, mode, k, tau, scale)
+            return bilinear_gram_dpc(gram, grid_size, factor, mode, k, tau, scale, num_keep)
 
-        def reference() -> tuple[torch.Tensor, torch.Tensor]:
+        def reference() -> Scores:
             # each upsampled token mixes <= 4 low-res tokens: W = (index, weight), N x 4. Rows of
             # W G and of W G W^T are 4-tap mixes (gathers, a fixed order of sums), and the squared
             # norms are the diagonal of the same mixed Gram matrix: exact copies (the clamped
@@ -341,7 +360,7 @@ def _dpc_upsampled_log_density_delta(
                 d = (sq[:, s:e].unsqueeze(2) + sq.unsqueeze(1)).sub_(g, alpha=2.0).clamp_min_(0.0)
                 return d.mul_(scale) if scale != 1.0 else d
 
-            return _dpc_core(dist_rows, b, n, k, tau, chunk_size, low.device)
+            return (*_dpc_core(dist_rows, b, n, k, tau, chunk_size, low.device), None)
 
         backend = backend_for(low)
         return _fast_or_reference(backend, triton if backend == "triton" else cpu, reference)
@@ -371,12 +390,16 @@ def select_tokens(score: torch.Tensor, num_keep: int, log_score: torch.Tensor | 
     return torch.sort(top, dim=1).values
 
 
-def _select(log_rho: torch.Tensor, delta: torch.Tensor, num_keep: int):
-    """Selected indices ``B x num_keep`` (ascending) and ``(rho, delta, score)``."""
+def _select(log_rho: torch.Tensor, delta: torch.Tensor, num_keep: int, scores: bool = True):
+    """Selected indices ``B x num_keep`` (ascending) and ``(rho, delta, score)`` (``None`` unless
+    ``scores``: the selection itself needs only ``log rho + log delta``)."""
     with torch.no_grad():
-        rho = torch.exp(log_rho)
         # log rho + log delta orders like rho * delta but cannot underflow (delta == 0 -> -inf)
-        idx = select_tokens(rho * delta, num_keep, log_score=log_rho + torch.log(delta))
+        log_score = log_rho + torch.log(delta)
+        idx = select_tokens(log_score, num_keep)
+        if not scores:
+            return idx, None
+        rho = torch.exp(log_rho)
     return idx, (rho, delta, rho * delta)
 
 
@@ -404,7 +427,9 @@ def prune_tokens(
     m = num_kept(n, eps)
     if m >= n:
         return x, torch.arange(n, device=x.device).expand(b, n)
-    idx, _ = _select(*_dpc_log_density_delta(x, k, tau, normalize, chunk_size), m)
+    log_rho, delta, idx = _plain_scores(x, k, tau, normalize, chunk_size, m)
+    if idx is None:
+        idx, _ = _select(log_rho, delta, m, scores=False)
     return gather_tokens(x, idx), idx
 
 
@@ -436,7 +461,8 @@ class DPCPruning(nn.Module):
     ``forward(x, return_scores=False, values=None, upsample=None)`` returns ``(kept,
     kept_index, scores)``: tokens are selected on ``x`` and gathered from ``values`` (default
     ``x``; e.g. the same tokens plus a position embedding); ``scores`` is ``(rho, delta, score)``
-    (each ``B x N``) when asked for or computed, else ``None``. With ``upsample=(grid_size,
+    (each ``B x N``) when ``return_scores`` is set, else ``None`` (the selection needs only
+    ``log rho + log delta``). With ``upsample=(grid_size,
     factor, mode)``, ``x`` is the low-resolution ``B x (h*w) x C`` set and the tokens pruned are
     its interpolation (``values`` must then be given), via :func:`dpc_knn_scores_upsampled`.
     With ``eps == 1`` nothing is computed unless ``return_scores`` is set (for drawing).
@@ -465,20 +491,23 @@ class DPCPruning(nn.Module):
         values = x if values is None else values
         b, n, _ = values.shape
         m = num_kept(n, self.eps)
-        everything = torch.arange(n, device=x.device).expand(b, n)
         if m >= n and not return_scores:
-            return values, everything, None
+            return values, torch.arange(n, device=x.device).expand(b, n), None
         if self.selection != "dpc" and m < n:
             idx = fixed_selection(b, n, m, self.selection, self.seed, values.device)
             return gather_tokens(values, idx), idx, None
+        # the numba backend selects inside its one compiled call (num_keep > 0); others return None
+        ask = 0 if (return_scores or m >= n) else m
         if upsample is None:
-            log_rho, delta = _dpc_log_density_delta(x, self.k, self.tau, self.normalize, self.chunk_size)
+            log_rho, delta, idx = _plain_scores(x, self.k, self.tau, self.normalize, self.chunk_size, ask)
         else:
-            log_rho, delta = _dpc_upsampled_log_density_delta(x, *upsample, self.k, self.tau, self.normalize,
-                                                              self.chunk_size)
+            log_rho, delta, idx = _upsampled_scores(x, *upsample, self.k, self.tau, self.normalize, self.chunk_size,
+                                                    ask)
         if log_rho.shape != (b, n):
             raise ValueError(f"DPCPruning: scores {tuple(log_rho.shape)} do not match values {tuple(values.shape)}")
-        idx, scores = _select(log_rho, delta, m)
+        scores = None
+        if idx is None:
+            idx, scores = _select(log_rho, delta, m, scores=return_scores)
         if m >= n:
-            return values, everything, scores
+            return values, torch.arange(n, device=x.device).expand(b, n), scores
         return gather_tokens(values, idx), idx, scores
