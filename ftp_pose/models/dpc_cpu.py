@@ -365,11 +365,11 @@ if nb is not None:
         s = np.empty((b, n), dtype=np.float32)
         bilinear_diag_items(0, b, g, w, wo, ho, ty0, ty1, wy0, wy1, tx0, tx1, wx0, wx1, s)
         near_d = np.empty((b, n, NEAR_PER_K * kp1), dtype=np.float32)
-        near_i = np.empty((b, n, NEAR_PER_K * kp1), dtype=np.int64)
-        near_n = np.empty((b, n), dtype=np.int64)
+        near_i = np.empty((b, n, NEAR_PER_K * kp1), dtype=np.int32)
+        near_n = np.empty((b, n), dtype=np.int32)
         bilinear_density_items(0, items, g, s, w, wo, ho, ty0, ty1, wy0, wy1, tx0, tx1, wx0, wx1, scale, kp1, ktau,
                                near_d, near_i, near_n, log_rho)
-        rank = np.empty((b, n), dtype=np.int64)
+        rank = np.empty((b, n), dtype=np.int32)
         rank_by_density(log_rho, rank)
         delta_sq = np.empty((b, n), dtype=np.float32)
         bilinear_delta_items(0, items, g, s, rank, near_d, near_i, near_n, w, wo, ho, ty0, ty1, wy0, wy1, tx0, tx1,
@@ -438,10 +438,10 @@ if nb is not None:
         b, n = g.shape[0], g.shape[1]
         items = b * ((n + ROWS_PER_ITEM - 1) // ROWS_PER_ITEM)
         near_d = np.empty((b, n, NEAR_PER_K * kp1), dtype=np.float32)
-        near_i = np.empty((b, n, NEAR_PER_K * kp1), dtype=np.int64)
-        near_n = np.empty((b, n), dtype=np.int64)
+        near_i = np.empty((b, n, NEAR_PER_K * kp1), dtype=np.int32)
+        near_n = np.empty((b, n), dtype=np.int32)
         dense_density_items(0, items, g, sq, scale, kp1, ktau, near_d, near_i, near_n, log_rho)
-        rank = np.empty((b, n), dtype=np.int64)
+        rank = np.empty((b, n), dtype=np.int32)
         rank_by_density(log_rho, rank)
         delta_sq = np.empty((b, n), dtype=np.float32)
         dense_delta_items(0, items, g, sq, rank, near_d, near_i, near_n, scale, delta_sq)
@@ -468,8 +468,8 @@ def _parallel(pairs: int) -> bool:
 def _near_buffers(b: int, n: int, kp1: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each row's near tokens for the delta pass: distances, indices (``B x N x cap``), counts."""
     cap = NEAR_PER_K * kp1
-    return (np.empty((b, n, cap), dtype=np.float32), np.empty((b, n, cap), dtype=np.int64),
-            np.empty((b, n), dtype=np.int64))
+    return (np.empty((b, n, cap), dtype=np.float32), np.empty((b, n, cap), dtype=np.int32),
+            np.empty((b, n), dtype=np.int32))
 
 
 @functools.lru_cache(maxsize=32)
@@ -541,7 +541,7 @@ def bilinear_gram_dpc(gram: torch.Tensor, grid_size: tuple[int, int], factor: in
         near_d, near_i, near_n = _near_buffers(b, n, kk + 1)
         bilinear_density_par(g, s, w, wo, ho, ty0, ty1, wy0, wy1, tx0, tx1, wx0, wx1, sc, kk + 1, ktau, near_d, near_i,
                              near_n, log_rho)
-        rank = np.empty((b, n), dtype=np.int64)
+        rank = np.empty((b, n), dtype=np.int32)
         rank_by_density(log_rho, rank)
         delta_sq = np.empty((b, n), dtype=np.float32)
         bilinear_delta_par(g, s, rank, near_d, near_i, near_n, w, wo, ho, ty0, ty1, wy0, wy1, tx0, tx1, wx0, wx1, sc,
@@ -566,7 +566,7 @@ def gram_dpc(gram: torch.Tensor, sq: torch.Tensor, k: int, tau: float, scale: fl
     else:
         near_d, near_i, near_n = _near_buffers(b, n, kk + 1)
         dense_density_par(g, q, sc, kk + 1, ktau, near_d, near_i, near_n, log_rho)
-        rank = np.empty((b, n), dtype=np.int64)
+        rank = np.empty((b, n), dtype=np.int32)
         rank_by_density(log_rho, rank)
         delta_sq = np.empty((b, n), dtype=np.float32)
         dense_delta_par(g, q, rank, near_d, near_i, near_n, sc, delta_sq)
