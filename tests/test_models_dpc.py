@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 
+from ftp_pose.models import dpc
 from ftp_pose.models.dpc import DPCPruning, dpc_knn_scores, num_kept, prune_tokens
 
 
@@ -193,3 +194,19 @@ def test_upsampled_path_matches_explicit_upsampling(mode: str) -> None:
         fe = {tuple(v) for v in up[b, idx_e[b]].round(decimals=4).tolist()}
         fu = {tuple(v) for v in kept_u[b].round(decimals=4).tolist()}
         assert len(fe & fu) >= 0.95 * len(fe)
+
+
+@pytest.mark.parametrize("b,n,c,m", [(1, 768, 96, 128), (3, 50, 7, 9), (2, 10, 4, 10)])
+def test_gather_tokens_is_torch_gather(b, n, c, m) -> None:
+    """Rows by index_select over the flattened batch == torch.gather with the expanded index,
+    values and gradient (also for a non-contiguous input)."""
+    g = torch.Generator().manual_seed(b * n)
+    x = torch.randn(b, n, 2 * c, generator=g)[:, :, ::2].requires_grad_(True)
+    idx = torch.sort(torch.stack([torch.randperm(n, generator=g)[:m] for _ in range(b)]), 1).values
+    want = torch.gather(x, 1, idx.unsqueeze(-1).expand(-1, -1, c))
+    got = dpc.gather_tokens(x, idx)
+    assert torch.equal(got, want)
+    w = torch.randn(b, m, c, generator=g)
+    (grad_got,) = torch.autograd.grad((got * w).sum(), x)
+    (grad_want,) = torch.autograd.grad((want * w).sum(), x)
+    assert torch.equal(grad_got, grad_want)

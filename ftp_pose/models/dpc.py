@@ -404,8 +404,13 @@ def _select(log_rho: torch.Tensor, delta: torch.Tensor, num_keep: int, scores: b
 
 
 def gather_tokens(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """``x[b, index[b]]``: ``B x N x C`` and ``B x M`` -> ``B x M x C`` (differentiable in ``x``)."""
-    return torch.gather(x, 1, index.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+    """``x[b, index[b]]``: ``B x N x C`` and ``B x M`` -> ``B x M x C`` (differentiable in ``x``).
+
+    One ``index_select`` of whole rows over the flattened batch (a row copy per token; on the CPU
+    several times faster than ``torch.gather`` with an expanded ``B x M x C`` index)."""
+    b, n, c = x.shape
+    flat = index if b == 1 else index + torch.arange(0, b * n, n, device=index.device).unsqueeze(1)
+    return x.reshape(b * n, c).index_select(0, flat.reshape(-1)).view(b, index.shape[1], c)
 
 
 def prune_tokens(
