@@ -25,8 +25,8 @@ computed with the same operations in the same order, so exact copies (the clampe
 of a bilinear upsampling) get bitwise-equal distances and densities, and the index tie rule
 decides between them, as in the reference.
 
-**Plain tokens (LRB).** The distance blocks come from the reference's own code (one ``bmm``);
-only the reductions (``k + 1`` smallest, the masked min) run here.
+**Plain tokens (LRB).** The distances come from the reference's own Gram matrix (one ``bmm``)
+and squared norms, by the reference's expression; only the reductions run here.
 
 **Reductions.** Density: the ``k + 1`` smallest distances of a row (its own 0 included) by
 insertion into a sorted array of ``k + 1`` values, summed in ascending order. For the HRB the
@@ -38,9 +38,9 @@ says whether any other token is within the bar. The row's *near tokens* (those w
 Delta: the distance to the nearest denser token, with the reference's tie rule ("``j`` is denser
 than ``i`` iff ``log rho_j > log rho_i`` or (equal and ``j < i``)", a stable descending sort of
 ``log rho``). Every token outside a row's near tokens is farther than all of them, so when a
-near token is denser, the nearest denser near token *is* the answer; only the local density
-peaks (55 of the 768 rows for random tokens at the quick preset's size) read their whole row again, and the densest
-token takes its row's max.
+near token is denser, the nearest denser near token *is* the answer. Only the local density
+peaks (55 of the 768 rows for random tokens at the quick preset's size) and rows whose near list
+overflows (many exact ties) read their whole row again; the densest token takes its row's max.
 
 Selection: asked for ``num_keep`` tokens, the same compiled call ends with the selection of
 :func:`ftp_pose.models.dpc.select_tokens` (stable descending sort of ``log rho + log delta``,
@@ -54,7 +54,9 @@ delta is correctly rounded here and may be 1 ulp off in PyTorch's vectorised one
 (densities or scores within a few ulps) may flip. No fast-math flag is used. Threads: numba's,
 as many as ``torch.get_num_threads()``, for calls with at least :data:`PARALLEL_MIN_PAIRS`
 distance pairs; smaller calls (the quick preset) and one-thread runs go through one serial
-compiled call, since a parallel launch costs about 0.1 ms.
+compiled call, since a parallel launch costs about 0.1 ms (and right after PyTorch's own
+parallel work its OpenMP threads still spin on the other cores: measured, the parallel launch
+then gained nothing on 2 cores).
 
 numba is optional: :func:`available` says whether it imports here; :mod:`ftp_pose.models.dpc`
 falls back to the reference without it (e.g. on the GPU machine, which uses Triton).
