@@ -110,25 +110,22 @@ if nb is not None:
             best[j] = d
 
     @nb.njit(inline="always")
-    def insert_block(best, blk):
-        """Insert the entries of ``blk`` that beat ``best``'s last (a vectorised count skips the
-        block). Returns whether any entry is within the bar (``<=``: the block may hold near tokens)."""
-        thr = best[best.shape[0] - 1]
-        cnt = 0
-        for q in range(blk.shape[0]):
-            cnt += blk[q] <= thr
-        if cnt > 0:
-            for q in range(blk.shape[0]):
-                insert(best, blk[q])
-        return cnt > 0
-
-    @nb.njit(inline="always")
     def count_within(blk, thr):
         """How many entries of ``blk`` are ``<= thr`` (vectorised)."""
         cnt = 0
         for q in range(blk.shape[0]):
             cnt += blk[q] <= thr
         return cnt
+
+    @nb.njit(inline="always")
+    def insert_block(best, blk):
+        """Insert the entries of ``blk`` that beat ``best``'s last (a vectorised count skips the
+        block). Returns whether any entry is within the bar (``<=``: the block may hold near tokens)."""
+        if count_within(blk, best[best.shape[0] - 1]) == 0:
+            return False
+        for q in range(blk.shape[0]):
+            insert(best, blk[q])
+        return True
 
     @nb.njit(inline="always")
     def collect_near(row, thr, starts, n_starts, bs, near_d, near_i):
@@ -143,9 +140,7 @@ if nb is not None:
         for i in range(n_starts):
             q0 = starts[i]
             blk = row[q0:min(n, q0 + bs)]
-            cnt = 0
-            for q in range(blk.shape[0]):
-                cnt += blk[q] <= thr
+            cnt = count_within(blk, thr)
             if cnt > 0:
                 if c + cnt > cap:
                     return -1
@@ -333,7 +328,7 @@ if nb is not None:
             b = item // per
             for p in range((item - b * per) * ROWS_PER_ITEM, min(n, (item - b * per + 1) * ROWS_PER_ITEM)):
                 d = delta_from_near(near_d[b, p], near_i[b, p], near_n[b, p], rank[b], rank[b, p])
-                if d < _F0:  # a local density peak: no denser token among its k nearest
+                if d < _F0:  # a local density peak (no denser near token) or an overflowing near list
                     mixed_row(g[b], p, w, wo, ty0, ty1, wy0, wy1, tx0, tx1, wx0, wx1, t)
                     dist_row(t, p, s[b], wo, ho, ty0, ty1, wy0, wy1, scale, row)
                     d = delta_from_row(row, rank[b], rank[b, p])
@@ -417,7 +412,7 @@ if nb is not None:
             b = item // per
             for p in range((item - b * per) * ROWS_PER_ITEM, min(n, (item - b * per + 1) * ROWS_PER_ITEM)):
                 d = delta_from_near(near_d[b, p], near_i[b, p], near_n[b, p], rank[b], rank[b, p])
-                if d < _F0:  # a local density peak: no denser token among its k nearest
+                if d < _F0:  # a local density peak (no denser near token) or an overflowing near list
                     dense_row(g[b], p, sq[b], scale, row)
                     d = delta_from_row(row, rank[b], rank[b, p])
                 out[b, p] = d
