@@ -263,6 +263,8 @@ def test_presets_and_grids() -> None:
 
 def test_job_claims_share_work_between_processes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A job claimed by a live process is skipped; one claimed by a dead process is taken over."""
+    import os
+    import socket
     import subprocess
     import sys
 
@@ -274,13 +276,13 @@ def test_job_claims_share_work_between_processes(tmp_path: Path, monkeypatch: py
     live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    host = __import__("socket").gethostname()
+    host = socket.gethostname()
     (claims / f"baseline_s0_{rh}.claim").write_text(f"{host} {live.pid}")
     (claims / f"multigrained_s0_{rh}.claim").write_text(f"{host} {dead.pid}")
     trained = []
 
     def fake_run_config(preset_name, preset, rh_, conf, seed, out, res, sweep=True):
-        assert (claims / f"{conf['name']}_s{seed}_{rh_}.claim").read_text().endswith(f" {__import__('os').getpid()}")
+        assert (claims / f"{conf['name']}_s{seed}_{rh_}.claim").read_text().endswith(f" {os.getpid()}")
         trained.append(conf["name"])
         return {"cached": False}
 
