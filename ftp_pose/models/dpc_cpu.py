@@ -10,37 +10,38 @@ computes the row's distances into a small buffer and reduces it at once; nothing
 **HRB: distances from the low-resolution Gram matrix.** The ``N = (f h) x (f w)`` upsampled
 tokens are ``X_up = W X`` with ``W = W_y (x) W_x`` (bilinear or nearest, separable: every output
 row / column mixes at most 2 input rows / columns). Their Gram matrix is ``W G W^T`` with
-``G = X X^T`` the ``m x m`` Gram matrix of the ``m = h w`` centred low-resolution tokens. For
-row ``p``::
+``G = X X^T`` the ``m x m`` Gram matrix of the ``m = h w`` centred low-resolution tokens. Once
+per sample, ``G W^T`` (``m x N``: each column is an upsampled token, mixed along x, then along
+y) is formed; then for row ``p``::
 
-    r_p   = (W G)[p]                 4 rows of G mixed       (m values)
-    t_p   = r_p mixed along x         2 taps per column       (h x fw values)
-    g_pq  = t_p mixed along y         2 taps per row          (N values, one contiguous
-                                                              axpy per output row)
+    g_pq  = 4 rows of G W^T mixed by p's taps    (N values, one contiguous loop)
     d_pq  = max(s_p + s_q - 2 g_pq, 0) * scale,   d_pp = 0,   s_q = g_qq
 
-so one distance costs 2 multiply-adds on contiguous memory (the issue's "4 taps", split by
-separability) instead of ``C`` products. ``s_q`` is the diagonal of the same mixed Gram matrix,
-computed with the same operations in the same order, so exact copies (the clamped border blocks
-of a bilinear upsampling) get bitwise-equal distances and densities, and the index tie rule
-decides between them, as in the reference.
+so one distance costs 4 multiply-adds on contiguous memory (the issue's "4 taps") instead of
+``C`` products. ``s_q`` is the diagonal of the same mixed Gram matrix, computed with the same
+operations in the same order, so exact copies (the clamped border blocks of a bilinear
+upsampling: equal rows of ``W``, hence equal rows and columns) get bitwise-equal distances and
+densities, and the index tie rule decides between them, as in the reference.
 
 **Plain tokens (LRB).** The distances come from the reference's own Gram matrix (one ``bmm``)
 and squared norms, by the reference's expression; only the reductions run here.
 
 **Reductions.** Density: the ``k + 1`` smallest distances of a row (its own 0 included) by
-insertion into a sorted array of ``k + 1`` values, summed in ascending order. For the HRB the
-window of grid rows around the token is inserted first (neighbouring upsampled tokens mix the same
-low-resolution tokens, so the nearest usually lie there), then one vectorised count over the row
-says whether any other token is within the bar. The row's *near tokens* (those within its
-``(k+1)``-th smallest distance) are kept for the delta pass.
+insertion into a sorted array of ``k + 1`` values, summed in ascending order. For the HRB a
+bar comes first: the ``(k+1)``-th smallest distance to the token's 3 x 3 spatial neighbourhood
+(neighbouring upsampled tokens mix the same low-resolution tokens, so it is tight), which is at
+least the row's own. One vectorised count over the row says how many tokens lie within the bar;
+they hold the ``k + 1`` nearest and are collected (from the window of grid rows around the token
+when all are there) as the row's *near tokens*; a row with more than the list holds (many exact
+ties) inserts its whole row instead.
 
 Delta: the distance to the nearest denser token, with the reference's tie rule ("``j`` is denser
 than ``i`` iff ``log rho_j > log rho_i`` or (equal and ``j < i``)", a stable descending sort of
-``log rho``). Every token outside a row's near tokens is farther than all of them, so when a
-near token is denser, the nearest denser near token *is* the answer. Only the local density
-peaks (55 of the 768 rows for random tokens at the quick preset's size) and rows whose near list
-overflows (many exact ties) read their whole row again; the densest token takes its row's max.
+``log rho``). A row's near tokens are all the tokens within a bar, so every other token is
+farther than all of them: when a near token is denser, the nearest denser near token *is* the
+answer. Only the local density peaks (54 of the 768 rows for random tokens at the quick
+preset's size) and rows whose near list overflows (many exact ties) read their whole row
+again; the densest token takes its row's max.
 
 Selection: asked for ``num_keep`` tokens, the same compiled call ends with the selection of
 :func:`ftp_pose.models.dpc.select_tokens` (stable descending sort of ``log rho + log delta``,
@@ -220,25 +221,20 @@ if nb is not None:
                 wy0[py], wy1[py], wx0[px], wx1[px])
 
     @nb.njit(inline="always")
-    def mixed_row(gx_b, p, w, wo, ty0, ty1, wy0, wy1, tx0, tx1, wx0, wx1, t):
-        """``t = (W G)[p]`` with its columns already mixed along x (``gx_b``: ``m x (h wo)``)."""
-        a00, a01, a10, a11, u0, u1, v0, v1 = taps(p, w, wo, ty0, ty1, wy0, wy1, tx0, tx1, wx0, wx1)
-        g00, g01, g10, g11 = gx_b[a00], gx_b[a01], gx_b[a10], gx_b[a11]
-        for j in range(t.shape[0]):
-            t[j] = u0 * (v0 * g00[j] + v1 * g01[j]) + u1 * (v0 * g10[j] + v1 * g11[j])
+    def mix4(c00, c01, c10, c11, g00, g01, g10, g11):
+        """The 4-tap mix of one upsampled distance's Gram entries (one fixed order of sums)."""
+        return (c00 * g00 + c01 * g01) + (c10 * g10 + c11 * g11)
 
     @nb.njit(inline="always")
-    def dist_row(t, p, s_b, wo, ho, ty0, ty1, wy0, wy1, scale, out):
-        """Squared distances of row ``p`` to all ``N`` tokens from its ``t`` (see module doc)."""
+    def dist_row(gw_b, p, s_b, w, wo, ty0, ty1, wy0, wy1, tx0, tx1, wx0, wx1, scale, out):
+        """Squared distances of row ``p`` to all ``N`` tokens: 4 rows of ``G W^T`` (``gw_b``,
+        ``m x N``) mixed by ``p``'s taps, one contiguous loop over the row (see module doc)."""
+        a00, a01, a10, a11, u0, u1, v0, v1 = taps(p, w, wo, ty0, ty1, wy0, wy1, tx0, tx1, wx0, wx1)
+        c00, c01, c10, c11 = u0 * v0, u0 * v1, u1 * v0, u1 * v1
+        r00, r01, r10, r11 = gw_b[a00], gw_b[a01], gw_b[a10], gw_b[a11]
         sp = s_b[p]
-        for qy in range(ho):
-            c0, c1 = wy0[qy], wy1[qy]
-            t0 = t[ty0[qy] * wo:ty0[qy] * wo + wo]
-            t1 = t[ty1[qy] * wo:ty1[qy] * wo + wo]
-            so = s_b[qy * wo:(qy + 1) * wo]
-            oo = out[qy * wo:(qy + 1) * wo]
-            for qx in range(wo):
-                oo[qx] = max((sp + so[qx]) - _F2 * (c0 * t0[qx] + c1 * t1[qx]), _F0) * scale
+        for q in range(out.shape[0]):
+            out[q] = max((sp + s_b[q]) - _F2 * mix4(c00, c01, c10, c11, r00[q], r01[q], r10[q], r11[q]), _F0) * scale
         out[p] = 0.0
 
     # Each pass is a serial loop over work items (``*_items(i0, i1, ...)``: rows of one sample,
@@ -248,34 +244,41 @@ if nb is not None:
     # compiled call (one dispatch instead of five, no PyTorch work in between).
 
     @nb.njit(cache=True)
-    def bilinear_xmix(gram, h, w, tx0, tx1, wx0, wx1):
-        """The Gram matrix's columns mixed along x: ``B x m x m -> B x m x (h wo)``."""
+    def bilinear_colmix(gram, h, w, ty0, ty1, wy0, wy1, tx0, tx1, wx0, wx1):
+        """``G W^T``: the Gram matrix's columns mixed along x, then along y: ``B x m x m -> B x m x N``
+        (each column is an upsampled token; equal rows of ``W`` give bitwise-equal columns)."""
         b, m = gram.shape[0], gram.shape[1]
-        wo = tx0.shape[0]
-        gx = np.empty((b, m, h * wo), dtype=np.float32)
+        ho, wo = ty0.shape[0], tx0.shape[0]
+        gx = np.empty(h * wo, dtype=np.float32)
+        gw = np.empty((b, m, ho * wo), dtype=np.float32)
         for bb in range(b):
             for a in range(m):
+                ga = gram[bb, a]
                 for y in range(h):
+                    gy = ga[y * w:(y + 1) * w]
+                    oo = gx[y * wo:(y + 1) * wo]
                     for qx in range(wo):
-                        gx[bb, a, y * wo + qx] = (gram[bb, a, y * w + tx0[qx]] * wx0[qx]
-                                                  + gram[bb, a, y * w + tx1[qx]] * wx1[qx])
-        return gx
+                        oo[qx] = gy[tx0[qx]] * wx0[qx] + gy[tx1[qx]] * wx1[qx]
+                oa = gw[bb, a]
+                for qy in range(ho):
+                    c0, c1 = wy0[qy], wy1[qy]
+                    t0 = gx[ty0[qy] * wo:ty0[qy] * wo + wo]
+                    t1 = gx[ty1[qy] * wo:ty1[qy] * wo + wo]
+                    oo = oa[qy * wo:(qy + 1) * wo]
+                    for qx in range(wo):
+                        oo[qx] = c0 * t0[qx] + c1 * t1[qx]
+        return gw
 
     @nb.njit(cache=True)
-    def bilinear_diag_items(i0, i1, gx, w, wo, ho, ty0, ty1, wy0, wy1, tx0, tx1, wx0, wx1, s):
-        """``s[b, q] = (W G W^T)[q, q]`` for samples ``b`` in ``[i0, i1)``: the two entries of ``t_q``
-        that ``dist_row`` mixes at column ``q``, each by ``mixed_row``'s expression, then the y-mix."""
+    def bilinear_diag_items(i0, i1, gw, w, wo, ho, ty0, ty1, wy0, wy1, tx0, tx1, wx0, wx1, s):
+        """``s[b, q] = (W G W^T)[q, q]`` for samples ``b`` in ``[i0, i1)``, by ``dist_row``'s mix of
+        column ``q`` (the same operations in the same order as every other entry of the row)."""
         n = ho * wo
         for b in range(i0, i1):
-            g = gx[b]
+            g = gw[b]
             for q in range(n):
                 a00, a01, a10, a11, u0, u1, v0, v1 = taps(q, w, wo, ty0, ty1, wy0, wy1, tx0, tx1, wx0, wx1)
-                qy = q // wo
-                j0 = ty0[qy] * wo + (q - qy * wo)
-                j1 = ty1[qy] * wo + (q - qy * wo)
-                t0 = u0 * (v0 * g[a00, j0] + v1 * g[a01, j0]) + u1 * (v0 * g[a10, j0] + v1 * g[a11, j0])
-                t1 = u0 * (v0 * g[a00, j1] + v1 * g[a01, j1]) + u1 * (v0 * g[a10, j1] + v1 * g[a11, j1])
-                s[b, q] = wy0[qy] * t0 + wy1[qy] * t1
+                s[b, q] = mix4(u0 * v0, u0 * v1, u1 * v0, u1 * v1, g[a00, q], g[a01, q], g[a10, q], g[a11, q])
 
     @nb.njit(cache=True)
     def bilinear_density_items(i0, i1, g, s, w, wo, ho, ty0, ty1, wy0, wy1, tx0, tx1, wx0, wx1, scale, kp1, ktau,
@@ -285,35 +288,42 @@ if nb is not None:
         ``near_i``, ``B x N x cap``) are kept for the delta pass."""
         n = ho * wo
         per = (n + ROWS_PER_ITEM - 1) // ROWS_PER_ITEM
-        t = np.empty(g.shape[2], dtype=np.float32)
         row = np.empty(n, dtype=np.float32)
         best = np.empty(kp1, dtype=np.float32)
         starts = np.arange(ho) * wo   # every grid row's block
         for item in range(i0, i1):
             b = item // per
             for p in range((item - b * per) * ROWS_PER_ITEM, min(n, (item - b * per + 1) * ROWS_PER_ITEM)):
-                mixed_row(g[b], p, w, wo, ty0, ty1, wy0, wy1, tx0, tx1, wx0, wx1, t)
-                dist_row(t, p, s[b], wo, ho, ty0, ty1, wy0, wy1, scale, row)
-                # 1. the window of grid rows py - 1 .. py + 1 (own row first): neighbouring
-                #    upsampled tokens mix the same low-res tokens, so the nearest usually lie here
+                dist_row(g[b], p, s[b], w, wo, ty0, ty1, wy0, wy1, tx0, tx1, wx0, wx1, scale, row)
+                # 1. a bar from the 3 x 3 spatial neighbourhood (own distance 0 included): the
+                #    (k+1)-th smallest of these is >= the row's (k+1)-th smallest distance
                 py = p // wo
-                y0, y1 = max(py - 1, 0), min(py + 2, ho)
+                px = p - py * wo
                 best[:] = _INF
-                insert_block(best, row[py * wo:(py + 1) * wo])
-                if y0 < py:
-                    insert_block(best, row[y0 * wo:py * wo])
-                if py + 1 < y1:
-                    insert_block(best, row[(py + 1) * wo:y1 * wo])
-                # 2. one vectorised count over the whole row: a token within the bar outside the
-                #    window? Then insert the other blocks and collect from all of them
+                for qy in range(max(py - 1, 0), min(py + 2, ho)):
+                    for qx in range(max(px - 1, 0), min(px + 2, wo)):
+                        insert(best, row[qy * wo + qx])
+                # 2. every token within that bar (one vectorised count per grid row) holds the k + 1
+                #    nearest; they are the row's near tokens (every other token is farther)
                 thr = best[kp1 - 1]
-                if count_within(row, thr) > count_within(row[y0 * wo:y1 * wo], thr):
-                    for qy in range(ho):
-                        if qy < y0 or qy >= y1:
-                            insert_block(best, row[qy * wo:(qy + 1) * wo])
-                    near_n[b, p] = collect_near(row, best[kp1 - 1], starts, ho, wo, near_d[b, p], near_i[b, p])
+                cnt = count_within(row, thr)
+                if cnt <= near_d.shape[2]:
+                    y0, y1 = max(py - 1, 0), min(py + 2, ho)
+                    if count_within(row[y0 * wo:y1 * wo], thr) == cnt:  # all in the window of grid rows
+                        cnt = collect_near(row, thr, starts[y0:], 1, (y1 - y0) * wo, near_d[b, p], near_i[b, p])
+                    else:
+                        cnt = collect_near(row, thr, starts, ho, wo, near_d[b, p], near_i[b, p])
                 else:
-                    near_n[b, p] = collect_near(row, thr, starts[y0:], 1, (y1 - y0) * wo, near_d[b, p], near_i[b, p])
+                    cnt = -1
+                best[:] = _INF
+                if cnt >= 0:
+                    for j in range(cnt):
+                        insert(best, near_d[b, p, j])
+                else:  # more within the bar than the list holds (many ties): insert the whole row
+                    for qy in range(ho):
+                        insert_block(best, row[qy * wo:(qy + 1) * wo])
+                    cnt = collect_near(row, best[kp1 - 1], starts, ho, wo, near_d[b, p], near_i[b, p])
+                near_n[b, p] = cnt
                 out[b, p] = finish_density(best, ktau)
 
     @nb.njit(cache=True)
@@ -322,15 +332,13 @@ if nb is not None:
         """Squared delta of the rows in items ``[i0, i1)``: from the near tokens, else the full row."""
         n = ho * wo
         per = (n + ROWS_PER_ITEM - 1) // ROWS_PER_ITEM
-        t = np.empty(g.shape[2], dtype=np.float32)
         row = np.empty(n, dtype=np.float32)
         for item in range(i0, i1):
             b = item // per
             for p in range((item - b * per) * ROWS_PER_ITEM, min(n, (item - b * per + 1) * ROWS_PER_ITEM)):
                 d = delta_from_near(near_d[b, p], near_i[b, p], near_n[b, p], rank[b], rank[b, p])
                 if d < _F0:  # a local density peak (no denser near token) or an overflowing near list
-                    mixed_row(g[b], p, w, wo, ty0, ty1, wy0, wy1, tx0, tx1, wx0, wx1, t)
-                    dist_row(t, p, s[b], wo, ho, ty0, ty1, wy0, wy1, scale, row)
+                    dist_row(g[b], p, s[b], w, wo, ty0, ty1, wy0, wy1, tx0, tx1, wx0, wx1, scale, row)
                     d = delta_from_row(row, rank[b], rank[b, p])
                 out[b, p] = d
 
@@ -358,7 +366,7 @@ if nb is not None:
         ho, wo = ty0.shape[0], tx0.shape[0]
         n = ho * wo
         items = b * ((n + ROWS_PER_ITEM - 1) // ROWS_PER_ITEM)
-        g = bilinear_xmix(gram, h, w, tx0, tx1, wx0, wx1)
+        g = bilinear_colmix(gram, h, w, ty0, ty1, wy0, wy1, tx0, tx1, wx0, wx1)
         s = np.empty((b, n), dtype=np.float32)
         bilinear_diag_items(0, b, g, w, wo, ho, ty0, ty1, wy0, wy1, tx0, tx1, wx0, wx1, s)
         near_d = np.empty((b, n, NEAR_PER_K * kp1), dtype=np.float32)
@@ -532,7 +540,7 @@ def bilinear_gram_dpc(gram: torch.Tensor, grid_size: tuple[int, int], factor: in
         bilinear_dpc_serial(gram_np, h, w, ty0, ty1, wy0, wy1, tx0, tx1, wx0, wx1, sc, kk + 1, ktau, int(num_keep),
                             log_rho, delta, idx)
     else:
-        g = bilinear_xmix(gram_np, h, w, tx0, tx1, wx0, wx1)
+        g = bilinear_colmix(gram_np, h, w, ty0, ty1, wy0, wy1, tx0, tx1, wx0, wx1)
         s = np.empty((b, n), dtype=np.float32)
         bilinear_diag_items(0, b, g, w, wo, ho, ty0, ty1, wy0, wy1, tx0, tx1, wx0, wx1, s)
         near_d, near_i, near_n = _near_buffers(b, n, kk + 1)
