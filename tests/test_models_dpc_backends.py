@@ -124,7 +124,7 @@ def test_fast_path_failure_falls_back_with_one_warning(monkeypatch) -> None:
     def broken(*args, **kwargs):
         raise RuntimeError("kernel failed to compile")
 
-    monkeypatch.setattr(dpc_cpu, "gram_dpc", broken)
+    monkeypatch.setattr(dpc_cpu, "plain_dpc", broken)
     monkeypatch.setattr(dpc, "_FAILED", set())
     monkeypatch.setenv(dpc.BACKEND_ENV, "cpu")  # forced: the error is raised
     with pytest.raises(RuntimeError, match="failed to compile"):

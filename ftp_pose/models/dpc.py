@@ -49,6 +49,7 @@ everywhere (``auto`` is the default; ``triton`` forces the kernel, also on the C
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import warnings
@@ -131,6 +132,16 @@ def _triton_available() -> bool:
 
 
 _TRITON_OK: bool | None = None
+_CPU_OK: bool | None = None
+
+
+def _cpu_available() -> bool:
+    global _CPU_OK
+    if _CPU_OK is None:
+        from ftp_pose.models import dpc_cpu
+
+        _CPU_OK = dpc_cpu.available()
+    return _CPU_OK
 #: fast backends that failed here under ``auto`` (then the reference runs, after one warning)
 _FAILED: set[str] = set()
 
@@ -146,9 +157,7 @@ def backend_for(x: torch.Tensor) -> str:
     if x.is_cuda:
         fast = "triton" if _triton_available() else "reference"
     else:
-        from ftp_pose.models import dpc_cpu
-
-        fast = "cpu" if dpc_cpu.available() else "reference"
+        fast = "cpu" if _cpu_available() else "reference"
     return "reference" if fast in _FAILED else fast
 
 
@@ -166,6 +175,14 @@ def _fast_or_reference(backend: str, fast: Callable[[], tuple], reference: Calla
         warnings.warn(f"DPC backend {backend!r} failed ({type(e).__name__}: {e}); using the PyTorch reference "
                       f"from now on (set {BACKEND_ENV}=reference to silence this)", RuntimeWarning, stacklevel=3)
         return reference()
+
+
+def _autocast_off(device_type: str):
+    """A context with autocast off: ``torch.autocast(enabled=False)`` when autocast is on, else a
+    no-op (entering an autocast context costs tens of microseconds right after the model's work)."""
+    if torch.is_autocast_enabled(device_type):
+        return torch.autocast(device_type=device_type, enabled=False)
+    return contextlib.nullcontext()
 
 
 def _check_k_tau(k: int, tau: float | None, normalize: bool, c: int) -> float:
@@ -256,30 +273,37 @@ def _plain_scores(x: torch.Tensor, k: int, tau: float | None, normalize: bool, c
     b, n, c = x.shape
     tau = _check_k_tau(k, tau, normalize, c)
     scale = 1.0 / c if normalize else 1.0
-    with torch.autocast(device_type=x.device.type, enabled=False):
-        xf = x.detach().float()
-        xf = xf - xf.mean(dim=1, keepdim=True)  # distances are translation invariant; better precision
-        sq = (xf * xf).sum(-1)  # B x N
-
-        def dist_rows(s: int, e: int) -> torch.Tensor:
-            d = _sq_dists(xf[:, s:e], xf, sq[:, s:e], sq)
-            return d.mul_(scale) if scale != 1.0 else d
+    with _autocast_off(x.device.type):
+        def centred() -> torch.Tensor:
+            xf = x.detach().float()
+            return xf - xf.mean(dim=1, keepdim=True)  # distances are translation invariant; better precision
 
         def triton() -> Scores:
             from ftp_pose.models.dpc_triton import identity_mix, mixed_gram_dpc
 
+            xf = centred()
             return (*mixed_gram_dpc(torch.bmm(xf, xf.transpose(1, 2)), *identity_mix(n, x.device), k, tau, scale,
                                     num_mix=1), None)
 
         def cpu() -> Scores:
-            from ftp_pose.models.dpc_cpu import gram_dpc
+            from ftp_pose.models.dpc_cpu import plain_dpc
 
-            # the reference's distances (same Gram matrix and squared norms), fused reductions
-            return gram_dpc(torch.bmm(xf, xf.transpose(1, 2)), sq, k, tau, scale, num_keep)
+            # centring, Gram matrix and squared norms (its diagonal) in the compiled call at small
+            # sizes, else the reference's; fused reductions
+            return plain_dpc(x, k, tau, scale, num_keep)
+
+        def reference() -> Scores:
+            xf = centred()
+            sq = (xf * xf).sum(-1)  # B x N
+
+            def dist_rows(s: int, e: int) -> torch.Tensor:
+                d = _sq_dists(xf[:, s:e], xf, sq[:, s:e], sq)
+                return d.mul_(scale) if scale != 1.0 else d
+
+            return (*_dpc_core(dist_rows, b, n, k, tau, chunk_size, x.device), None)
 
         backend = backend_for(x)
-        return _fast_or_reference(backend, triton if backend == "triton" else cpu,
-                                  lambda: (*_dpc_core(dist_rows, b, n, k, tau, chunk_size, x.device), None))
+        return _fast_or_reference(backend, triton if backend == "triton" else cpu, reference)
 
 
 def _dpc_upsampled_log_density_delta(
@@ -301,8 +325,8 @@ def _upsampled_scores(
     Interpolation is linear: ``X_up = W X`` with ``W`` the ``N x m`` interpolation matrix
     (:mod:`ftp_pose.models.upsample`, ``N = f^2 h w``, ``m = h w``), so the Gram matrix of the
     upsampled set is ``W G W^T`` with ``G = X X^T`` the small ``m x m`` Gram matrix: two
-    applications of ``W`` (matmuls on CUDA, ``F.interpolate`` on the CPU) instead of an
-    ``N x N x C`` product (about 100x fewer FLOPs for 3072 tokens of width 768). Same result as
+    applications of ``W`` (at most 4 taps per row: gathers here, a matmul for the Triton kernel's
+    ``W G``, fused loops in :mod:`ftp_pose.models.dpc_cpu`) instead of an ``N x N x C`` product (about 100x fewer FLOPs for 3072 tokens of width 768). Same result as
     running DPC on the upsampled tokens. On the Triton path the kernel reads ``W G``
     (``B x N x m``) and mixes its <= 4 entries per distance.
     """
@@ -314,24 +338,25 @@ def _upsampled_scores(
         raise ValueError(f"{m} tokens do not form a {h} x {w} grid")
     tau = _check_k_tau(k, tau, normalize, c)
     scale = 1.0 / c if normalize else 1.0
-    with torch.autocast(device_type=low.device.type, enabled=False):
-        xf = low.detach().float()
-        xf = xf - xf.mean(dim=1, keepdim=True)  # interpolation weights sum to 1: centring commutes
-        gram = torch.bmm(xf, xf.transpose(1, 2))  # B x m x m
+    with _autocast_off(low.device.type):
+        def centred_gram() -> torch.Tensor:
+            xf = low.detach().float()
+            xf = xf - xf.mean(dim=1, keepdim=True)  # interpolation weights sum to 1: centring commutes
+            return torch.bmm(xf, xf.transpose(1, 2))  # B x m x m
 
         def triton() -> Scores:
             from ftp_pose.models.dpc_triton import mixed_gram_dpc
 
             # W G by the matrix product also off CUDA (interpreter tests): equal rows of W (the
             # border copies) then give bitwise-equal rows of W G, so copies tie exactly
-            gw = upsample_rows(gram, grid_size, factor, mode, method="matmul").transpose(1, 2)
+            gw = upsample_rows(centred_gram(), grid_size, factor, mode, method="matmul").transpose(1, 2)
             return (*mixed_gram_dpc(gw, *interp_sparse(grid_size, factor, mode, low.device), k, tau, scale,
                                     num_mix=4 if mode == "bilinear" else 1), None)
 
         def cpu() -> Scores:
-            from ftp_pose.models.dpc_cpu import bilinear_gram_dpc
+            from ftp_pose.models.dpc_cpu import bilinear_dpc
 
-            return bilinear_gram_dpc(gram, grid_size, factor, mode, k, tau, scale, num_keep)
+            return bilinear_dpc(low, grid_size, factor, mode, k, tau, scale, num_keep)
 
         def reference() -> Scores:
             # each upsampled token mixes <= 4 low-res tokens: W = (index, weight), N x 4. Rows of
@@ -348,7 +373,7 @@ def _upsampled_scores(
                     out = out + rows[..., idx[:, t]] * wts[:, t]
                 return out
 
-            gw = mix(gram).transpose(1, 2).contiguous()  # W G = (G W^T)^T (G is symmetric): B x N x m
+            gw = mix(centred_gram()).transpose(1, 2).contiguous()  # W G = (G W^T)^T (G is symmetric): B x N x m
             n = gw.shape[1]
             diag = torch.gather(gw, 2, idx.unsqueeze(0).expand(b, n, idx.shape[1]))  # B x N x 4
             sq = diag[..., 0] * wts[:, 0]

@@ -23,8 +23,15 @@ operations in the same order, so exact copies (the clamped border blocks of a bi
 upsampling: equal rows of ``W``, hence equal rows and columns) get bitwise-equal distances and
 densities, and the index tie rule decides between them, as in the reference.
 
-**Plain tokens (LRB).** The distances come from the reference's own Gram matrix (one ``bmm``)
-and squared norms, by the reference's expression; only the reductions run here.
+**Plain tokens (LRB)**: ``d_pq = max(s_p + s_q - 2 G_pq, 0) * scale``, the reference's expression.
+
+**The Gram matrix.** Up to :data:`GRAM_IN_LOOP_MAX` multiply-adds per sample (the quick preset's
+two DPCs) the compiled call centres the tokens and forms ``G`` itself, with ``s`` its diagonal
+(each entry sums its channel products in one order, so copies tie exactly): a forward then runs
+no PyTorch operation for the selection, which matters more than FLOPs at these sizes (right after
+the model's own work, each small PyTorch operation costs several times its isolated time).
+Above it, PyTorch centres and forms ``G`` (one ``bmm``) and the squared norms are the
+reference's.
 
 **Reductions.** Density: the ``k + 1`` smallest distances of a row (its own 0 included) by
 insertion into a sorted array of ``k + 1`` values, summed in ascending order. For the HRB a
@@ -71,7 +78,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["available", "bilinear_gram_dpc", "gram_dpc"]
+__all__ = ["available", "bilinear_dpc", "plain_dpc"]
 
 #: rows per parallel work item (scratch buffers are allocated once per item)
 ROWS_PER_ITEM = 32
@@ -381,6 +388,47 @@ if nb is not None:
                              wx0, wx1, scale, delta_sq)
         finish(log_rho, delta_sq, num_keep, delta, idx)
 
+    @nb.njit(cache=True)
+    def centred_gram(x, g, sq):
+        """``g[b] = X X^T`` of the tokens ``x[b]`` (``B x N x C``) centred over the tokens (mean in
+        float64), ``sq[b]`` its diagonal. Each entry sums its ``C`` products in channel order, so
+        ``g`` is symmetric bitwise and equal tokens get equal rows (exact copies tie)."""
+        b, n, c = x.shape
+        xt = np.empty((c, n), dtype=np.float32)
+        for bb in range(b):
+            xb = x[bb]
+            for cc in range(c):
+                acc = 0.0
+                for i in range(n):
+                    acc += xb[i, cc]
+                mu = np.float32(acc / n)
+                col = xt[cc]
+                for i in range(n):
+                    col[i] = xb[i, cc] - mu
+            gb = g[bb]
+            for i in range(n):   # the lower triangle, one contiguous row at a time
+                gi = gb[i, :i + 1]
+                gi[:] = _F0
+                for cc in range(c):
+                    xi = xt[cc, i]
+                    col = xt[cc, :i + 1]
+                    for j in range(i + 1):
+                        gi[j] += xi * col[j]
+            for i in range(n):
+                for j in range(i + 1, n):
+                    gb[i, j] = gb[j, i]
+                sq[bb, i] = gb[i, i]
+
+    @nb.njit(cache=True)
+    def bilinear_dpc_tokens_serial(x, h, w, ty0, ty1, wy0, wy1, tx0, tx1, wx0, wx1, scale, kp1, ktau, num_keep,
+                                   log_rho, delta, idx):
+        """:func:`bilinear_dpc_serial` from the low-resolution tokens ``x`` (``B x m x C``)."""
+        b, m = x.shape[0], x.shape[1]
+        g = np.empty((b, m, m), dtype=np.float32)
+        centred_gram(x, g, np.empty((b, m), dtype=np.float32))
+        bilinear_dpc_serial(g, h, w, ty0, ty1, wy0, wy1, tx0, tx1, wx0, wx1, scale, kp1, ktau, num_keep, log_rho,
+                            delta, idx)
+
     @nb.njit(inline="always")
     def dense_row(g_b, p, sq_b, scale, out):
         """Squared distances of token ``p`` to all: ``max((|x_p|^2 + |x_q|^2) - 2 <x_p, x_q>, 0) *
@@ -452,6 +500,15 @@ if nb is not None:
         dense_delta_items(0, items, g, sq, rank, near_d, near_i, near_n, scale, delta_sq)
         finish(log_rho, delta_sq, num_keep, delta, idx)
 
+    @nb.njit(cache=True)
+    def dense_dpc_tokens_serial(x, scale, kp1, ktau, num_keep, log_rho, delta, idx):
+        """:func:`dense_dpc_serial` from the tokens ``x`` (``B x N x C``)."""
+        b, n = x.shape[0], x.shape[1]
+        g = np.empty((b, n, n), dtype=np.float32)
+        sq = np.empty((b, n), dtype=np.float32)
+        centred_gram(x, g, sq)
+        dense_dpc_serial(g, sq, scale, kp1, ktau, num_keep, log_rho, delta, idx)
+
 
 #: below this many distance pairs (``B x N x N``) per call the serial loop runs (no parallel launch)
 PARALLEL_MIN_PAIRS = 1 << 21
@@ -516,31 +573,52 @@ def _result(log_rho: np.ndarray, delta: np.ndarray, idx: np.ndarray, num_keep: i
             torch.from_numpy(idx) if num_keep > 0 else None)
 
 
-@torch.no_grad()
-def bilinear_gram_dpc(gram: torch.Tensor, grid_size: tuple[int, int], factor: int, mode: str, k: int, tau: float,
-                      scale: float = 1.0, num_keep: int = 0) -> Result:
-    """``(log rho, delta, kept)`` of the upsampled tokens whose low-resolution Gram matrix is
-    ``gram`` (``B x m x m``, ``m = h w``, centred tokens); see the module doc. ``log rho`` and
-    ``delta`` are ``B x N`` float32 (``N = f^2 h w``); ``kept`` (``B x num_keep`` int64,
-    ascending, the selection of :func:`ftp_pose.models.dpc.select_tokens`) or ``None`` when
-    ``num_keep`` is 0. ``k`` nearest other tokens (clamped to ``N - 1``), temperature ``tau``."""
+#: per-sample multiply-adds of the Gram matrix (``N x N x C``) up to which the compiled call centres
+#: the tokens and forms it itself (no PyTorch operation at all); above, PyTorch does (one ``bmm``)
+GRAM_IN_LOOP_MAX = 1 << 22
+
+
+def _centred_gram(x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """``(G, sq)`` of the tokens ``x`` (``B x N x C``) centred over the tokens: by
+    :func:`centred_gram` up to :data:`GRAM_IN_LOOP_MAX`, else by PyTorch (``bmm``, and the squared
+    norms by the reference's expression)."""
+    b, n, c = x.shape
+    if n * n * c <= GRAM_IN_LOOP_MAX:
+        g, sq = np.empty((b, n, n), dtype=np.float32), np.empty((b, n), dtype=np.float32)
+        centred_gram(_np(x), g, sq)
+        return g, sq
+    xf = x.detach().float()
+    xf = xf - xf.mean(dim=1, keepdim=True)
+    return _np(torch.bmm(xf, xf.transpose(1, 2))), _np((xf * xf).sum(-1))
+
+
+def bilinear_dpc(low: torch.Tensor, grid_size: tuple[int, int], factor: int, mode: str, k: int, tau: float,
+                 scale: float = 1.0, num_keep: int = 0) -> Result:
+    """``(log rho, delta, kept)`` of the ``factor``-times upsampled tokens of ``low`` (``B x m x
+    C``, ``m = h w``; see the module doc). ``log rho`` and ``delta`` are ``B x N`` float32
+    (``N = f^2 h w``); ``kept`` (``B x num_keep`` int64, ascending, the selection of
+    :func:`ftp_pose.models.dpc.select_tokens`) or ``None`` when ``num_keep`` is 0. ``k`` nearest
+    other tokens (clamped to ``N - 1``), temperature ``tau``."""
     h, w = (int(v) for v in grid_size)
-    b, m, _ = gram.shape
-    if m != h * w or gram.shape[2] != m:
-        raise ValueError(f"Gram matrix {tuple(gram.shape)} does not belong to a {h} x {w} grid")
+    b, m, c = low.shape
+    if m != h * w:
+        raise ValueError(f"{m} tokens do not form a {h} x {w} grid")
     ty0, ty1, wy0, wy1 = _taps_1d(h, int(factor), mode)
     tx0, tx1, wx0, wx1 = _taps_1d(w, int(factor), mode)
     ho, wo = len(ty0), len(tx0)
     n = ho * wo
     kk = min(int(k), n - 1)
     sc, ktau = np.float32(scale), np.float32(kk * float(tau))
-    gram_np = _np(gram)
     log_rho, delta, idx = _outputs(b, n, num_keep)
     if not _parallel(b * n * n):
-        bilinear_dpc_serial(gram_np, h, w, ty0, ty1, wy0, wy1, tx0, tx1, wx0, wx1, sc, kk + 1, ktau, int(num_keep),
-                            log_rho, delta, idx)
+        if m * m * c <= GRAM_IN_LOOP_MAX:   # one compiled call from the tokens
+            bilinear_dpc_tokens_serial(_np(low), h, w, ty0, ty1, wy0, wy1, tx0, tx1, wx0, wx1, sc, kk + 1, ktau,
+                                       int(num_keep), log_rho, delta, idx)
+        else:
+            bilinear_dpc_serial(_centred_gram(low)[0], h, w, ty0, ty1, wy0, wy1, tx0, tx1, wx0, wx1, sc, kk + 1,
+                                ktau, int(num_keep), log_rho, delta, idx)
     else:
-        g = bilinear_colmix(gram_np, h, w, ty0, ty1, wy0, wy1, tx0, tx1, wx0, wx1)
+        g = bilinear_colmix(_centred_gram(low)[0], h, w, ty0, ty1, wy0, wy1, tx0, tx1, wx0, wx1)
         s = np.empty((b, n), dtype=np.float32)
         bilinear_diag_items(0, b, g, w, wo, ho, ty0, ty1, wy0, wy1, tx0, tx1, wx0, wx1, s)
         near_d, near_i, near_n = _near_buffers(b, n, kk + 1)
@@ -555,20 +633,19 @@ def bilinear_gram_dpc(gram: torch.Tensor, grid_size: tuple[int, int], factor: in
     return _result(log_rho, delta, idx, num_keep)
 
 
-@torch.no_grad()
-def gram_dpc(gram: torch.Tensor, sq: torch.Tensor, k: int, tau: float, scale: float = 1.0, num_keep: int = 0
-             ) -> Result:
-    """``(log rho, delta, kept)`` of tokens with Gram matrix ``gram`` (``B x N x N``) and squared
-    norms ``sq`` (``B x N``): the reference's distances, fused reductions; ``kept`` as in
-    :func:`bilinear_gram_dpc`."""
-    b, n, _ = gram.shape
-    g, q = _np(gram), _np(sq)
+def plain_dpc(x: torch.Tensor, k: int, tau: float, scale: float = 1.0, num_keep: int = 0) -> Result:
+    """``(log rho, delta, kept)`` of the tokens ``x`` (``B x N x C``), as :func:`bilinear_dpc`."""
+    b, n, c = x.shape
     kk = min(int(k), n - 1)
     sc, ktau = np.float32(scale), np.float32(kk * float(tau))
     log_rho, delta, idx = _outputs(b, n, num_keep)
     if not _parallel(b * n * n):
-        dense_dpc_serial(g, q, sc, kk + 1, ktau, int(num_keep), log_rho, delta, idx)
+        if n * n * c <= GRAM_IN_LOOP_MAX:   # one compiled call from the tokens
+            dense_dpc_tokens_serial(_np(x), sc, kk + 1, ktau, int(num_keep), log_rho, delta, idx)
+        else:
+            dense_dpc_serial(*_centred_gram(x), sc, kk + 1, ktau, int(num_keep), log_rho, delta, idx)
     else:
+        g, q = _centred_gram(x)
         near_d, near_i, near_n = _near_buffers(b, n, kk + 1)
         dense_density_par(g, q, sc, kk + 1, ktau, near_d, near_i, near_n, log_rho)
         rank = np.empty((b, n), dtype=np.int32)
