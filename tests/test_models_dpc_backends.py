@@ -143,6 +143,7 @@ def test_backend_choice(monkeypatch) -> None:
     monkeypatch.delenv(dpc.BACKEND_ENV, raising=False)
     assert dpc.backend_for(x) == "cpu"
     monkeypatch.setattr(dpc_cpu, "nb", None)  # numba missing (e.g. the GPU machine): the reference
+    monkeypatch.setattr(dpc, "_CPU_OK", None)  # (asked once per process: numba imports or not)
     assert dpc.backend_for(x) == "reference"
     for mode in ("reference", "cpu", "triton"):
         monkeypatch.setenv(dpc.BACKEND_ENV, mode)
