@@ -88,8 +88,13 @@ def _module_flops(counts: dict[str, dict], path: str) -> int:
 
 
 def count_flops(model: nn.Module, clips: torch.Tensor) -> tuple[int, dict[str, int]]:
-    """FLOPs of one forward of ``model`` on ``clips`` (total, per part of :data:`PARTS`)."""
-    with torch.no_grad(), FlopCounterMode(display=False, depth=None, custom_mapping=_custom_flops()) as fc:
+    """FLOPs of one forward of ``model`` on ``clips`` (total, per part of :data:`PARTS`). The DPC
+    runs on its PyTorch reference here: the compiled loops (numba, Triton) are invisible to the
+    counter, so the count would otherwise depend on the backend."""
+    from ftp_pose.models.dpc import use_backend
+
+    with torch.no_grad(), use_backend("reference"), \
+            FlopCounterMode(display=False, depth=None, custom_mapping=_custom_flops()) as fc:
         model(clips)
     counts = fc.get_flop_counts()
     root = type(model).__name__

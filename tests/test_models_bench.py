@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from ftp_pose.paths import REPO_ROOT
 
 
@@ -131,3 +133,25 @@ def test_count_flops_parts_of_a_tiny_multigrained_model() -> None:
     }
     assert {k: parts[k] for k in hand} == hand
     assert parts["other"] == 0 and total == sum(hand.values())
+
+
+@pytest.mark.parametrize("backend", ["reference", "cpu"])
+def test_count_flops_of_the_dpc_do_not_depend_on_the_backend(monkeypatch, backend) -> None:
+    """The DPC's count is its reference's matrix products whatever backend the environment asks for
+    (the compiled loops are invisible to the counter): the LRB's distances 2 N^2 C, the HRB's
+    low-resolution Gram matrix 2 m^2 C (its upsampled mixes are gathers, not counted)."""
+    import torch
+
+    from ftp_pose.bench import count_flops
+    from ftp_pose.models import build_model
+    from ftp_pose.models import dpc as dpc_mod
+
+    monkeypatch.setenv(dpc_mod.BACKEND_ENV, backend)
+    c, t = 32, 3
+    torch.manual_seed(0)
+    model = build_model("ftp_pose", backbone="quick", img_size=(64, 48), embed_dim=c, num_heads=2, depth=1,
+                        lrb_depth=1, refine_depth=1, eps_h=6, eps_l=6).eval()
+    n = t * (64 // 16) * (48 // 16)             # LRB tokens: 4 x 3 per frame, all frames
+    m = (64 // 16) * (48 // 16)                 # the HRB prunes the upsampled key-frame tokens of a 4 x 3 grid
+    _, parts = count_flops(model, torch.zeros(1, t, 3, 64, 48))
+    assert parts["dpc"] == 2 * n * n * c + 2 * m * m * c

@@ -148,6 +148,13 @@ def test_backend_choice(monkeypatch) -> None:
     for mode in ("reference", "cpu", "triton"):
         monkeypatch.setenv(dpc.BACKEND_ENV, mode)
         assert dpc.backend_for(x) == mode
+    monkeypatch.setenv(dpc.BACKEND_ENV, "cpu")
+    with dpc.use_backend("reference"):   # over the environment, for the block only
+        assert dpc.backend_for(x) == "reference"
+    assert dpc.backend_for(x) == "cpu"
+    with pytest.raises(ValueError, match="backend"):
+        with dpc.use_backend("numpy"):
+            pass
     monkeypatch.setenv(dpc.BACKEND_ENV, "bogus")
     with pytest.raises(ValueError, match="FTP_POSE_DPC"):
         dpc.backend_for(x)

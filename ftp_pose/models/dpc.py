@@ -61,7 +61,7 @@ import torch.nn as nn
 from ftp_pose.models.upsample import interp_sparse, upsample_rows
 
 __all__ = ["dpc_knn_scores", "dpc_knn_scores_upsampled", "select_tokens", "gather_tokens", "prune_tokens", "num_kept",
-           "DPCPruning", "SELECTIONS", "fixed_selection", "backend_for"]
+           "DPCPruning", "SELECTIONS", "fixed_selection", "backend_for", "use_backend"]
 
 #: default budget (elements) for one ``B x chunk x N`` float32 block of distances (256 MiB)
 DEFAULT_MAX_ELEMENTS = 1 << 26
@@ -146,10 +146,33 @@ def _cpu_available() -> bool:
 _FAILED: set[str] = set()
 
 
+#: a backend forced by :func:`use_backend` (over :data:`BACKEND_ENV`), else ``None``
+_FORCED: str | None = None
+
+
+@contextlib.contextmanager
+def use_backend(name: str):
+    """Run the block with the DPC backend ``name`` (one of :data:`BACKENDS`), whatever
+    :data:`BACKEND_ENV` says; e.g. ``reference`` to count FLOPs (the compiled loops are invisible
+    to PyTorch's FLOP counter)."""
+    global _FORCED
+    if name not in BACKENDS:
+        raise ValueError(f"DPC backend must be one of {', '.join(BACKENDS)}, got {name!r}")
+    prior, _FORCED = _FORCED, name
+    try:
+        yield
+    finally:
+        _FORCED = prior
+
+
+def _mode() -> str:
+    return _FORCED or os.environ.get(BACKEND_ENV, "auto").strip().lower()
+
+
 def backend_for(x: torch.Tensor) -> str:
     """The DPC backend that runs for tokens ``x``: ``reference``, ``cpu`` or ``triton``
-    (see :data:`BACKEND_ENV`)."""
-    mode = os.environ.get(BACKEND_ENV, "auto").strip().lower()
+    (see :data:`BACKEND_ENV` and :func:`use_backend`)."""
+    mode = _mode()
     if mode not in BACKENDS:
         raise ValueError(f"{BACKEND_ENV} must be one of {', '.join(BACKENDS)}, got {mode!r}")
     if mode != "auto":
@@ -169,7 +192,7 @@ def _fast_or_reference(backend: str, fast: Callable[[], tuple], reference: Calla
     try:
         return fast()
     except Exception as e:
-        if os.environ.get(BACKEND_ENV, "auto").strip().lower() != "auto":
+        if _mode() != "auto":
             raise
         _FAILED.add(backend)
         warnings.warn(f"DPC backend {backend!r} failed ({type(e).__name__}: {e}); using the PyTorch reference "
