@@ -78,6 +78,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ftp_pose.models.dpc import Scores
+
 __all__ = ["available", "bilinear_dpc", "plain_dpc"]
 
 #: rows per parallel work item (scratch buffers are allocated once per item)
@@ -560,15 +562,12 @@ def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().float().contiguous().numpy()
 
 
-Result = tuple[torch.Tensor, torch.Tensor, "torch.Tensor | None"]
-
-
 def _outputs(b: int, n: int, num_keep: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return (np.empty((b, n), dtype=np.float32), np.empty((b, n), dtype=np.float32),
             np.empty((b, max(int(num_keep), 0)), dtype=np.int64))
 
 
-def _result(log_rho: np.ndarray, delta: np.ndarray, idx: np.ndarray, num_keep: int) -> Result:
+def _result(log_rho: np.ndarray, delta: np.ndarray, idx: np.ndarray, num_keep: int) -> Scores:
     return (torch.from_numpy(log_rho), torch.from_numpy(delta),
             torch.from_numpy(idx) if num_keep > 0 else None)
 
@@ -593,7 +592,7 @@ def _centred_gram(x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
 
 
 def bilinear_dpc(low: torch.Tensor, grid_size: tuple[int, int], factor: int, mode: str, k: int, tau: float,
-                 scale: float = 1.0, num_keep: int = 0) -> Result:
+                 scale: float = 1.0, num_keep: int = 0) -> Scores:
     """``(log rho, delta, kept)`` of the ``factor``-times upsampled tokens of ``low`` (``B x m x
     C``, ``m = h w``; see the module doc). ``log rho`` and ``delta`` are ``B x N`` float32
     (``N = f^2 h w``); ``kept`` (``B x num_keep`` int64, ascending, the selection of
@@ -633,7 +632,7 @@ def bilinear_dpc(low: torch.Tensor, grid_size: tuple[int, int], factor: int, mod
     return _result(log_rho, delta, idx, num_keep)
 
 
-def plain_dpc(x: torch.Tensor, k: int, tau: float, scale: float = 1.0, num_keep: int = 0) -> Result:
+def plain_dpc(x: torch.Tensor, k: int, tau: float, scale: float = 1.0, num_keep: int = 0) -> Scores:
     """``(log rho, delta, kept)`` of the tokens ``x`` (``B x N x C``), as :func:`bilinear_dpc`."""
     b, n, c = x.shape
     kk = min(int(k), n - 1)
