@@ -237,6 +237,32 @@ def test_table3_schema(quick_run: dict) -> None:
     assert all(c["test_time"]["vs_6_6"]["ci95"] is not None for c in t3["cells"] if (c["eps_h"], c["eps_l"]) != (6, 6))
 
 
+def test_table3_trained_cells_against_the_trained_6_6(quick_run: dict, tmp_path: Path) -> None:
+    """A trained cell's own models minus the trained (6, 6) models, paired by seed and video: the
+    difference is the mean of the per-video differences (here made by hand), with a verdict from 3
+    seeds; the (6, 6) cell has none."""
+    src = quick_run["results"]
+    res = tmp_path / "res"
+    res.mkdir()
+    base = json.loads((src / "ftp_pose_h6_l6_s0.json").read_text())
+    vids = [v for v, x in base["ap_per_video"].items() if x is not None]
+    assert vids
+    for s in range(3):
+        (res / f"ftp_pose_h6_l6_s{s}.json").write_text(json.dumps(dict(base, seed=s)))
+        lower = {v: (x - 5.0 - s - 0.5 * i if x is not None else None)
+                 for i, (v, x) in enumerate(base["ap_per_video"].items())}
+        (res / f"ftp_pose_h6_l10_s{s}.json").write_text(json.dumps(dict(base, seed=s, ap_per_video=lower)))
+    t3 = ablate.write_tables([3], "quick", [0], res, grid="cross", table3_seeds=[0, 1, 2], figures=tmp_path)[3]
+    cells = {(c["eps_h"], c["eps_l"]): c for c in t3["cells"]}
+    v = cells[(6, 10)]["trained"]["vs_6_6"]
+    by_hand = -np.mean([5.0 + s + 0.5 * i for s in range(3) for i, (_, x) in enumerate(base["ap_per_video"].items())
+                        if x is not None])
+    assert v["delta"] == pytest.approx(by_hand) and v["n_seeds"] == 3 and v["n_videos"] == len(vids)
+    assert v["ci95"][1] < 0 and v["verdict"] == "reproduces"      # the paper's direction: below (6, 6)
+    assert cells[(6, 6)]["trained"]["vs_6_6"] is None and cells[(1, 6)]["trained"] is None   # (1, 6): no runs
+    assert "each cell's own models minus the trained (6, 6) models" in (tmp_path / "table3.md").read_text()
+
+
 def test_missing_results_give_partial_tables(quick_run: dict, tmp_path: Path) -> None:
     res = tmp_path / "res"
     res.mkdir()

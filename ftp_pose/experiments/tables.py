@@ -263,6 +263,7 @@ def write_table3(preset_name: str, preset: dict, rh: str, seeds: list[int], resu
             r = _load(results / f"ftp_pose_h{eh}_l{el}_s{s}.json", rh)
             (trained[(eh, el)].append(r) if r else missing.append(f"ftp_pose_h{eh}_l{el}_s{s}"))
     tt_pv = {(eh, el): {r["seed"]: r["cells"][f"h{eh}_l{el}"]["ap_per_video"] for r in sweeps} for el in EPS for eh in EPS}
+    tr_pv = {cell: {r["seed"]: r["ap_per_video"] for r in rs} for cell, rs in trained.items()}
     cells = []
     for el in EPS:
         for eh in EPS:
@@ -275,7 +276,11 @@ def write_table3(preset_name: str, preset: dict, rh: str, seeds: list[int], resu
                          _compare(f"({eh}, {el}) - (6, 6), test time", tt_pv[(eh, el)], tt_pv[(6, 6)], "<")}
             tr_d = None if not tr else {"map": _mean([r["ap"]["Mean"] for r in tr]),
                                         "map_per_seed": [r["ap"]["Mean"] for r in tr], "n_seeds": len(tr),
-                                        "gflops": _mean([r["gflops"] for r in tr])}
+                                        "gflops": _mean([r["gflops"] for r in tr]),
+                                        # the cell's own models against the trained (6, 6) models, same seeds
+                                        "vs_6_6": None if (eh, el) == (6, 6) or (6, 6) not in tr_pv else
+                                        _compare(f"({eh}, {el}) - (6, 6), each trained", tr_pv[(eh, el)],
+                                                 tr_pv[(6, 6)], "<")}
             src = "trained" if tr_d else "test_time"
             cells.append({"eps_h": eh, "eps_l": el, "source": src,
                           "map": (tr_d or test_time)["map"], "paper_map": paper.TABLE_III[(eh, el)],
@@ -316,6 +321,16 @@ def write_table3(preset_name: str, preset: dict, rh: str, seeds: list[int], resu
                      f"{_ci(v) if v else '—'} | {(v or {}).get('verdict') or ('—' if not v else 'n/a')} |")
     lines += ["", f"Best test-time cell: {result['best_test_time_cell'] or 'n/a'} (paper: (6, 6)); (6, 6) ranks "
               f"{result['rank_of_6_6_test_time'] or 'n/a'} of {len(measured)}."]
+    trained_rows = [c for c in cells if c["trained"] and c["trained"]["vs_6_6"]]
+    if trained_rows:
+        lines += ["", f"Trained per cell: each cell's own models minus the trained (6, 6) models ({MEASURE}; "
+                  f"seeds {trained_seeds}):", "",
+                  "| eps_h | eps_l | mAP trained | seeds | trained minus (6, 6) [95 % CI] | verdict (paper: below) |",
+                  "|---:|---:|---:|---:|---:|---|"]
+        for c in trained_rows:
+            v = c["trained"]["vs_6_6"]
+            lines.append(f"| {c['eps_h']} | {c['eps_l']} | {_fmt(c['trained']['map'])} | {c['trained']['n_seeds']} | "
+                         f"{_ci(v)} | {v.get('verdict') or 'n/a'} |")
     if missing:
         lines += ["", f"Missing (partial): {', '.join(missing)}."]
     with warnings.catch_warnings():   # a grid with nothing measured yet: all n/a
