@@ -56,8 +56,9 @@ ties to the lower index, then ascending), so a forward makes one compiled call p
 PyTorch work after it.
 
 **Agreement with the reference.** Same formulas and tie rule; sums are rounded differently
-(separable mixes instead of ``F.interpolate``, an ascending ``k + 1`` sum instead of ``topk``'s
-sum, libm's ``logf`` instead of PyTorch's vectorised log in the score; the square root of
+(the mixes of ``G W^T`` in another order than the reference's taps, at small sizes a Gram
+matrix summed channel by channel instead of PyTorch's ``bmm``, an ascending ``k + 1`` sum instead
+of ``topk``'s sum, libm's ``logf`` instead of PyTorch's vectorised log in the score; the square root of
 delta is correctly rounded here and may be 1 ulp off in PyTorch's vectorised one), so *near-ties*
 (densities or scores within a few ulps) may flip. No fast-math flag is used. Threads: numba's,
 as many as ``torch.get_num_threads()``, for calls with at least :data:`PARALLEL_MIN_PAIRS`
