@@ -6,6 +6,7 @@ score at the cut), and exact copies must tie bitwise in both paths.
 """
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -237,3 +238,17 @@ def test_parallel_launch_equals_serial_call(monkeypatch, upsampled) -> None:
         torch.set_num_threads(threads)
     for a, b in zip(serial, parallel):
         assert torch.equal(a, b)
+
+
+def test_centred_gram_against_float64() -> None:
+    """The compiled Gram matrix of centred tokens (small sizes): within float32 rounding of the
+    float64 product, symmetric bitwise, its diagonal the squared norms, equal tokens equal rows."""
+    x = torch.randn(2, 37, 11, generator=torch.Generator().manual_seed(4)) * 3 + 5   # off-centre tokens
+    x[:, 20] = x[:, 3]
+    g, sq = dpc_cpu._centred_gram(x)
+    assert g.shape == (2, 37, 37) and sq.shape == (2, 37)
+    xc = (x - x.mean(1, keepdim=True)).double()
+    want = torch.bmm(xc, xc.transpose(1, 2)).numpy()
+    np.testing.assert_allclose(g, want, rtol=1e-5, atol=1e-4)
+    assert np.array_equal(g, g.transpose(0, 2, 1)) and np.array_equal(sq, np.diagonal(g, axis1=1, axis2=2))
+    assert np.array_equal(g[:, 3], g[:, 20])

@@ -142,6 +142,8 @@ def _cpu_available() -> bool:
 
         _CPU_OK = dpc_cpu.available()
     return _CPU_OK
+
+
 #: fast backends that failed here under ``auto`` (then the reference runs, after one warning)
 _FAILED: set[str] = set()
 

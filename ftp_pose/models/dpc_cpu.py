@@ -313,7 +313,8 @@ if nb is not None:
                 for qy in range(max(py - 1, 0), min(py + 2, ho)):
                     for qx in range(max(px - 1, 0), min(px + 2, wo)):
                         insert(best, row[qy * wo + qx])
-                # 2. every token within that bar (one vectorised count per grid row) holds the k + 1
+                # 2. the tokens within that bar (one vectorised count over the row, then collected from
+                #    the window of grid rows py - 1 .. py + 1 when all lie there) hold the k + 1
                 #    nearest; they are the row's near tokens (every other token is farther)
                 thr = best[kp1 - 1]
                 cnt = count_within(row, thr)
