@@ -210,6 +210,13 @@ def _autocast_off(device_type: str):
     return contextlib.nullcontext()
 
 
+def centred_tokens(x: torch.Tensor) -> torch.Tensor:
+    """``x`` (``B x N x C``) as a detached float32 copy minus its mean token: distances are
+    translation invariant, and centred tokens give a better-conditioned Gram matrix."""
+    xf = x.detach().float()
+    return xf - xf.mean(dim=1, keepdim=True)
+
+
 def _check_k_tau(k: int, tau: float | None, normalize: bool, c: int) -> float:
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
@@ -299,14 +306,10 @@ def _plain_scores(x: torch.Tensor, k: int, tau: float | None, normalize: bool, c
     tau = _check_k_tau(k, tau, normalize, c)
     scale = 1.0 / c if normalize else 1.0
     with _autocast_off(x.device.type):
-        def centred() -> torch.Tensor:
-            xf = x.detach().float()
-            return xf - xf.mean(dim=1, keepdim=True)  # distances are translation invariant; better precision
-
         def triton() -> Scores:
             from ftp_pose.models.dpc_triton import identity_mix, mixed_gram_dpc
 
-            xf = centred()
+            xf = centred_tokens(x)
             return (*mixed_gram_dpc(torch.bmm(xf, xf.transpose(1, 2)), *identity_mix(n, x.device), k, tau, scale,
                                     num_mix=1), None)
 
@@ -318,7 +321,7 @@ def _plain_scores(x: torch.Tensor, k: int, tau: float | None, normalize: bool, c
             return plain_dpc(x, k, tau, scale, num_keep)
 
         def reference() -> Scores:
-            xf = centred()
+            xf = centred_tokens(x)
             sq = (xf * xf).sum(-1)  # B x N
 
             def dist_rows(s: int, e: int) -> torch.Tensor:
@@ -351,8 +354,9 @@ def _upsampled_scores(
     (:mod:`ftp_pose.models.upsample`, ``N = f^2 h w``, ``m = h w``), so the Gram matrix of the
     upsampled set is ``W G W^T`` with ``G = X X^T`` the small ``m x m`` Gram matrix: two
     applications of ``W`` (at most 4 taps per row: gathers here, a matmul for the Triton kernel's
-    ``W G``, fused loops in :mod:`ftp_pose.models.dpc_cpu`) instead of an ``N x N x C`` product (about 100x fewer FLOPs for 3072 tokens of width 768). Same result as
-    running DPC on the upsampled tokens. On the Triton path the kernel reads ``W G``
+    ``W G``, fused loops in :mod:`ftp_pose.models.dpc_cpu`) instead of an ``N x N x C`` product
+    (about 100x fewer FLOPs for 3072 tokens of width 768). Same result as running DPC on the
+    upsampled tokens. On the Triton path the kernel reads ``W G``
     (``B x N x m``) and mixes its <= 4 entries per distance.
     """
     if low.dim() != 3:
@@ -365,8 +369,7 @@ def _upsampled_scores(
     scale = 1.0 / c if normalize else 1.0
     with _autocast_off(low.device.type):
         def centred_gram() -> torch.Tensor:
-            xf = low.detach().float()
-            xf = xf - xf.mean(dim=1, keepdim=True)  # interpolation weights sum to 1: centring commutes
+            xf = centred_tokens(low)  # interpolation weights sum to 1: centring commutes
             return torch.bmm(xf, xf.transpose(1, 2))  # B x m x m
 
         def triton() -> Scores:

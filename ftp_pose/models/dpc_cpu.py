@@ -57,10 +57,10 @@ PyTorch work after it.
 
 **Agreement with the reference.** Same formulas and tie rule; sums are rounded differently
 (the mixes of ``G W^T`` in another order than the reference's taps, at small sizes a Gram
-matrix summed channel by channel instead of PyTorch's ``bmm``, an ascending ``k + 1`` sum instead
-of ``topk``'s sum, libm's ``logf`` instead of PyTorch's vectorised log in the score; the square root of
-delta is correctly rounded here and may be 1 ulp off in PyTorch's vectorised one), so *near-ties*
-(densities or scores within a few ulps) may flip. No fast-math flag is used. Threads: numba's,
+matrix summed channel by channel instead of PyTorch's ``bmm``, an ascending ``k + 1`` sum
+instead of ``topk``'s sum, libm's ``logf`` instead of PyTorch's vectorised log in the score;
+the square root of delta is correctly rounded here and may be 1 ulp off in PyTorch's vectorised
+one), so *near-ties* (densities or scores within a few ulps) may flip. No fast-math flag is used. Threads: numba's,
 as many as ``torch.get_num_threads()``, for calls with at least :data:`PARALLEL_MIN_PAIRS`
 distance pairs; smaller calls (the quick preset) and one-thread runs go through one serial
 compiled call, since a parallel launch costs about 0.1 ms (and right after PyTorch's own
@@ -79,7 +79,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ftp_pose.models.dpc import Scores
+from ftp_pose.models.dpc import Scores, centred_tokens
 
 __all__ = ["available", "bilinear_dpc", "plain_dpc"]
 
@@ -579,17 +579,22 @@ def _result(log_rho: np.ndarray, delta: np.ndarray, idx: np.ndarray, num_keep: i
 GRAM_IN_LOOP_MAX = 1 << 22
 
 
+def _gram_in_loop(x: torch.Tensor) -> bool:
+    """Whether the compiled call forms the Gram matrix of ``x`` (``B x N x C``) itself."""
+    _, n, c = x.shape
+    return n * n * c <= GRAM_IN_LOOP_MAX
+
+
 def _centred_gram(x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """``(G, sq)`` of the tokens ``x`` (``B x N x C``) centred over the tokens: by
     :func:`centred_gram` up to :data:`GRAM_IN_LOOP_MAX`, else by PyTorch (``bmm``, and the squared
     norms by the reference's expression)."""
-    b, n, c = x.shape
-    if n * n * c <= GRAM_IN_LOOP_MAX:
+    if _gram_in_loop(x):
+        b, n, _ = x.shape
         g, sq = np.empty((b, n, n), dtype=np.float32), np.empty((b, n), dtype=np.float32)
         centred_gram(_np(x), g, sq)
         return g, sq
-    xf = x.detach().float()
-    xf = xf - xf.mean(dim=1, keepdim=True)
+    xf = centred_tokens(x)
     return _np(torch.bmm(xf, xf.transpose(1, 2))), _np((xf * xf).sum(-1))
 
 
@@ -601,7 +606,7 @@ def bilinear_dpc(low: torch.Tensor, grid_size: tuple[int, int], factor: int, mod
     :func:`ftp_pose.models.dpc.select_tokens`) or ``None`` when ``num_keep`` is 0. ``k`` nearest
     other tokens (clamped to ``N - 1``), temperature ``tau``."""
     h, w = (int(v) for v in grid_size)
-    b, m, c = low.shape
+    b, m, _ = low.shape
     if m != h * w:
         raise ValueError(f"{m} tokens do not form a {h} x {w} grid")
     ty0, ty1, wy0, wy1 = _taps_1d(h, int(factor), mode)
@@ -612,7 +617,7 @@ def bilinear_dpc(low: torch.Tensor, grid_size: tuple[int, int], factor: int, mod
     sc, ktau = np.float32(scale), np.float32(kk * float(tau))
     log_rho, delta, idx = _outputs(b, n, num_keep)
     if not _parallel(b * n * n):
-        if m * m * c <= GRAM_IN_LOOP_MAX:   # one compiled call from the tokens
+        if _gram_in_loop(low):   # one compiled call from the tokens
             bilinear_dpc_tokens_serial(_np(low), h, w, ty0, ty1, wy0, wy1, tx0, tx1, wx0, wx1, sc, kk + 1, ktau,
                                        int(num_keep), log_rho, delta, idx)
         else:
@@ -636,12 +641,12 @@ def bilinear_dpc(low: torch.Tensor, grid_size: tuple[int, int], factor: int, mod
 
 def plain_dpc(x: torch.Tensor, k: int, tau: float, scale: float = 1.0, num_keep: int = 0) -> Scores:
     """``(log rho, delta, kept)`` of the tokens ``x`` (``B x N x C``), as :func:`bilinear_dpc`."""
-    b, n, c = x.shape
+    b, n, _ = x.shape
     kk = min(int(k), n - 1)
     sc, ktau = np.float32(scale), np.float32(kk * float(tau))
     log_rho, delta, idx = _outputs(b, n, num_keep)
     if not _parallel(b * n * n):
-        if n * n * c <= GRAM_IN_LOOP_MAX:   # one compiled call from the tokens
+        if _gram_in_loop(x):   # one compiled call from the tokens
             dense_dpc_tokens_serial(_np(x), sc, kk + 1, ktau, int(num_keep), log_rho, delta, idx)
         else:
             dense_dpc_serial(*_centred_gram(x), sc, kk + 1, ktau, int(num_keep), log_rho, delta, idx)
